@@ -1,0 +1,101 @@
+# Clawback - top-level build.  See README.md for the two everyday commands.
+#
+#   make deps    install every Debian package the project needs (idempotent)
+#   make         build everything into build/bin/
+#   make test    unit and integration tests (T=record runs one module's unit tests)
+#   make bench   benchmarks (figures go to stdout)
+#   make asan    build and test under AddressSanitizer + UndefinedBehaviorSanitizer
+#   make run     start Redis (if none is configured) and every daemon in the foreground
+
+BUILD   ?= build
+CC      ?= cc
+PKGS    := libczmq libzmq msgpack hiredis libcurl inih uuid libcrypto
+SAN     ?=
+OPT     ?= -O2
+
+CFLAGS  := -std=c11 -D_GNU_SOURCE $(OPT) -g -Wall -Wextra -Werror -Wshadow \
+           -Wstrict-prototypes -Wmissing-prototypes -MMD -MP -Icommon \
+           $(shell pkg-config --cflags $(PKGS) 2>/dev/null) $(SAN) $(EXTRA_CFLAGS)
+LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread
+LDFLAGS := $(SAN)
+
+COMMON_SRC  := $(wildcard common/*.c)
+COMMON_OBJ  := $(COMMON_SRC:%.c=$(BUILD)/obj/%.o)
+LIBCOMMON   := $(BUILD)/lib/libclawback.a
+
+DAEMONS     := poller enricher remediator logger
+DAEMON_BINS := $(DAEMONS:%=$(BUILD)/bin/clawback-%)
+CLI_SRC     := $(wildcard cli/*.c)
+CLI_BIN     := $(BUILD)/bin/clawback
+TOOL_SRC    := $(wildcard tests/tools/*.c)
+TOOL_BINS   := $(TOOL_SRC:tests/tools/%.c=$(BUILD)/tests/%)
+UNIT_SRC    := $(wildcard tests/unit/test_*.c)
+UNIT_BINS   := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+BENCH_SRC   := $(wildcard bench/*.c)
+BENCH_BINS  := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
+
+ALL_OBJ := $(COMMON_OBJ) $(foreach d,$(DAEMONS),$(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard $(d)/*.c))) \
+           $(CLI_SRC:%.c=$(BUILD)/obj/%.o) $(TOOL_SRC:%.c=$(BUILD)/obj/%.o) \
+           $(UNIT_SRC:%.c=$(BUILD)/obj/%.o) $(BENCH_SRC:%.c=$(BUILD)/obj/%.o)
+
+.PHONY: all deps test unit integration bench asan run clean
+all: $(DAEMON_BINS) $(CLI_BIN) $(TOOL_BINS) $(UNIT_BINS) $(BENCH_BINS)
+
+deps:
+	@deploy/install-deps.sh
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(LIBCOMMON): $(COMMON_OBJ)
+	@mkdir -p $(@D)
+	$(AR) rcs $@ $^
+
+# one link rule per daemon directory: build/bin/clawback-<dir> from <dir>/*.c
+define DAEMON_RULE
+$(BUILD)/bin/clawback-$(1): $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard $(1)/*.c)) $(LIBCOMMON)
+	@mkdir -p $$(@D)
+	$$(CC) $$(LDFLAGS) -o $$@ $$^ $$(LDLIBS)
+endef
+$(foreach d,$(DAEMONS),$(eval $(call DAEMON_RULE,$(d))))
+
+$(CLI_BIN): $(CLI_SRC:%.c=$(BUILD)/obj/%.o) $(LIBCOMMON)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/test_%: $(BUILD)/obj/tests/unit/test_%.o $(LIBCOMMON)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
+
+$(BUILD)/tests/%: $(BUILD)/obj/tests/tools/%.o $(LIBCOMMON)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(LIBCOMMON)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# `make test` installs what it needs first, so a fresh machine needs nothing else.
+test: deps
+	@$(MAKE) --no-print-directory all
+	@BUILD=$(BUILD) tests/run.sh $(T)
+
+asan: deps
+	@$(MAKE) --no-print-directory BUILD=build-asan OPT=-O1 \
+	    SAN="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" all
+	@BUILD=build-asan ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 tests/run.sh $(T)
+
+bench: deps
+	@$(MAKE) --no-print-directory all
+	@BUILD=$(BUILD) bench/run.sh
+
+run: deps
+	@$(MAKE) --no-print-directory all
+	@BUILD=$(BUILD) deploy/run.sh
+
+clean:
+	rm -rf build build-asan
+
+-include $(ALL_OBJ:.o=.d)

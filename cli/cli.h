@@ -1,0 +1,37 @@
+/*
+ * cli.h - the clawback operator command: shared state of its subcommands.
+ *
+ * `clawback [-c FILE] [--redis URL] COMMAND [ARGS]`; each command is one cli_command_t in
+ * main.c's table, implemented in cli/cmd_<name>.c. Exit status: 0 success, 1 failure,
+ * 2 bad usage; errors go to standard error.
+ */
+#ifndef CLAWBACK_CLI_H
+#define CLAWBACK_CLI_H
+
+#include "program.h"
+
+#define CLI_OK 0
+#define CLI_FAILURE 1
+#define CLI_USAGE 2
+
+typedef struct {
+    program_options_t options;
+} cli_t;
+
+typedef struct {
+    const char *name;
+    const char *summary;
+    const char *usage; /* printed by `clawback COMMAND --help` */
+    int (*run)(cli_t *cli, int argc, char **argv);
+} cli_command_t;
+
+/* cli_wants_help - whether argv holds -h or --help. */
+int cli_wants_help(int argc, char **argv);
+
+/* cli_config - load the configuration for a command; NULL after printing why. Caller owns. */
+config_t *cli_config(cli_t *cli);
+
+int cli_cmd_config(cli_t *cli, int argc, char **argv);
+int cli_cmd_queues(cli_t *cli, int argc, char **argv);
+
+#endif

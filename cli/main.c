@@ -1,0 +1,93 @@
+/*
+ * clawback - the operator's command (git-style subcommands).
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "util.h"
+
+static const cli_command_t COMMANDS[] = {
+    {"config", "print the example configuration, or check a configuration file",
+     "usage: clawback [-c FILE] config example|check\n"
+     "  example   print every key with its default and documentation\n"
+     "  check     load the configuration (-c FILE or the default) and report errors\n",
+     cli_cmd_config},
+    {"queues", "show the depth of every bus edge (waiting, in flight, oldest age, counters)",
+     "usage: clawback [-c FILE] [--redis URL] queues [--json]\n", cli_cmd_queues},
+};
+
+static void cli_usage(FILE *out)
+{
+    fprintf(out, "usage: clawback [-c FILE] [--redis URL] COMMAND [ARGS]\n\ncommands:\n");
+    for (size_t i = 0; i < UTIL_ARRAY_LEN(COMMANDS); i++)
+        fprintf(out, "  %-10s %s\n", COMMANDS[i].name, COMMANDS[i].summary);
+    fprintf(out, "\n  -c, --config FILE   configuration (default %s if present)\n"
+                 "      --redis URL     Redis server, overrides [redis] url\n"
+                 "  -h, --help          this text (COMMAND --help: the command's)\n"
+                 "  -V, --version       print the version\n",
+            CONFIG_DEFAULT_PATH);
+}
+
+int cli_wants_help(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0)
+            return 1;
+    return 0;
+}
+
+config_t *cli_config(cli_t *cli)
+{
+    char err[512];
+    config_t *cfg = program_load_config(&cli->options, err, sizeof(err));
+    if (!cfg)
+        fprintf(stderr, "clawback: %s\n", err);
+    return cfg;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option longopts[] = {{"config", required_argument, NULL, 'c'},
+                                              {"redis", required_argument, NULL, 'r'},
+                                              {"help", no_argument, NULL, 'h'},
+                                              {"version", no_argument, NULL, 'V'},
+                                              {NULL, 0, NULL, 0}};
+    cli_t cli = {{0}};
+    int c;
+    /* "+": stop at the command, its options are its own */
+    while ((c = getopt_long(argc, argv, "+c:hV", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'c': cli.options.config_path = optarg; break;
+        case 'r': cli.options.redis_url = optarg; break;
+        case 'h': cli_usage(stdout); return CLI_OK;
+        case 'V': printf("clawback %s\n", CLAWBACK_VERSION); return CLI_OK;
+        default: cli_usage(stderr); return CLI_USAGE;
+        }
+    }
+    if (optind >= argc) {
+        cli_usage(stderr);
+        return CLI_USAGE;
+    }
+    const char *name = argv[optind];
+    if (strcmp(name, "help") == 0) {
+        cli_usage(stdout);
+        return CLI_OK;
+    }
+    for (size_t i = 0; i < UTIL_ARRAY_LEN(COMMANDS); i++) {
+        if (strcmp(COMMANDS[i].name, name) != 0)
+            continue;
+        if (cli_wants_help(argc - optind, argv + optind)) {
+            fputs(COMMANDS[i].usage, stdout);
+            return CLI_OK;
+        }
+        int rc = COMMANDS[i].run(&cli, argc - optind, argv + optind);
+        if (rc == CLI_USAGE)
+            fputs(COMMANDS[i].usage, stderr);
+        return rc;
+    }
+    fprintf(stderr, "clawback: unknown command '%s'\n", name);
+    cli_usage(stderr);
+    return CLI_USAGE;
+}

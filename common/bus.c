@@ -1,0 +1,1479 @@
+/*
+ * bus.c - dispatchers, consumers and atomic commits of the stage-to-stage transport; see
+ * bus.h for the design and docs/ARCHITECTURE.md for the argument that it loses nothing.
+ *
+ * Wire protocol (ZeroMQ multipart; the consumer's DEALER connects to the dispatcher's ROUTER):
+ *   consumer -> dispatcher:  "GET" <edge> <window> <received>
+ *       window: records the consumer can take now; received: records it has received on this
+ *       connection. The dispatcher's credit is window - (sent - received), so a GET never
+ *       over-grants, whatever crossed it in flight.
+ *   dispatcher -> consumer:  "REC" <edge> <entry id> <record id> <payload>
+ * Anything else is counted as malformed (or oversized) and dropped.
+ */
+#include "bus.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "util.h"
+
+#define BUS_GROUP "dispatch"
+#define BUS_MAX_EDGES 16
+#define BUS_TICK_MS 20
+#define BUS_READ_BATCH 128
+#define BUS_DEAD_MAXLEN 10000
+#define BUS_MAX_ENTRY_ID 48
+
+typedef struct bus_edge bus_edge_t;
+
+/* A consumer's connection to one dispatcher endpoint. */
+typedef struct {
+    struct bus *bus;
+    bus_edge_t *edge;
+    char *endpoint;
+    zsock_t *sock;
+    uint64_t received;
+    uint64_t received_at_get;
+    bool seen; /* still announced (refresh bookkeeping) */
+} bus_peer_t;
+
+/* A consumer connection known to this dispatcher. */
+typedef struct {
+    bus_edge_t *edge;
+    zframe_t *identity;
+    int64_t window;
+    uint64_t sent;
+    uint64_t reported_received;
+    int64_t last_seen_ms;
+} bus_remote_t;
+
+/* A delivery the consumer holds: being retried, or kept by the handler. */
+typedef struct {
+    bus_delivery_t d; /* strings owned here */
+    bus_edge_t *edge;
+    bool kept;
+    int64_t next_attempt_ms;
+    int64_t backoff_ms;
+} bus_held_t;
+
+typedef struct {
+    int64_t committed, duplicates, redispatched, malformed_frames, oversized_frames, dead, dispatched;
+} bus_counters_t;
+
+struct bus_edge {
+    char name[BUS_MAX_EDGE + 1];
+    char stream_key[96], done_key[96], dead_key[96], dispatchers_key[96], consumers_key[96];
+    bool producing, consuming;
+    bus_handler_fn handler;
+    void *arg;
+    zlistx_t *peers;   /* bus_peer_t*, consumer side */
+    zlistx_t *remotes; /* bus_remote_t*, dispatcher side */
+    char claim_cursor[BUS_MAX_ENTRY_ID];
+    bool has_room;
+    int64_t room_checked_ms;
+    bus_counters_t counters;
+};
+
+struct bus {
+    redis_conn_t *redis;
+    zloop_t *loop;
+    char program[64];
+    char instance[160];
+    int64_t capacity, ack_timeout_ms, heartbeat_ms, max_waiting, max_record, dedup_window_ms;
+    char *bind, *advertise;
+    zsock_t *router;
+    char endpoint[256];
+    int timer_id;
+    int64_t next_heartbeat_ms, next_touch_ms;
+    bus_edge_t edges[BUS_MAX_EDGES];
+    size_t nedges;
+    bus_counters_t unattributed; /* frames whose edge is unknown */
+    zlistx_t *held;              /* bus_held_t* */
+    const bus_delivery_t *current; /* the delivery being handled */
+    bool current_done;
+    bool stopped;
+    char errstr[512];
+};
+
+struct bus_commit {
+    bus_t *bus;
+    bool has_input;
+    char input_edge[BUS_MAX_EDGE + 1];
+    char *input_entry, *input_record;
+    zlistx_t *outputs; /* bus_output_t* */
+    zlistx_t *hsets;   /* bus_hset_t* */
+};
+
+typedef struct {
+    char key[96];
+    char *record_id;
+    char *payload;
+    size_t len;
+    int64_t maxlen; /* 0: capped by max_waiting; >0: trimmed, never full */
+    char *why;
+} bus_output_t;
+
+typedef struct {
+    char *key, *field, *value;
+} bus_hset_t;
+
+static void bus_set_error(bus_t *self, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void bus_set_error(bus_t *self, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(self->errstr, sizeof(self->errstr), fmt, ap);
+    va_end(ap);
+}
+
+const char *bus_errstr(const bus_t *self)
+{
+    return self->errstr;
+}
+
+const char *bus_instance(const bus_t *self)
+{
+    return self->instance;
+}
+
+void bus_key(char *out, size_t size, const char *edge, const char *part)
+{
+    snprintf(out, size, "cb:bus:%s:%s", edge, part);
+}
+
+/* bus_edge_name_valid - edge names are short and plain: [a-z0-9_-]{1,32}. */
+static bool bus_edge_name_valid(const char *name, size_t len)
+{
+    if (len == 0 || len > BUS_MAX_EDGE)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        char c = name[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-'))
+            return false;
+    }
+    return true;
+}
+
+/* bus_find_edge - the edge with that name (len bytes), or NULL. */
+static bus_edge_t *bus_find_edge(bus_t *self, const char *name, size_t len)
+{
+    for (size_t i = 0; i < self->nedges; i++)
+        if (strlen(self->edges[i].name) == len && memcmp(self->edges[i].name, name, len) == 0)
+            return &self->edges[i];
+    return NULL;
+}
+
+static void bus_peer_destroy(void **item);
+static void bus_remote_destroy(void **item);
+
+/* bus_edge_get - the edge, created on first use; NULL when the name is bad or too many. */
+static bus_edge_t *bus_edge_get(bus_t *self, const char *name)
+{
+    bus_edge_t *e = bus_find_edge(self, name, strlen(name));
+    if (e)
+        return e;
+    if (!bus_edge_name_valid(name, strlen(name))) {
+        bus_set_error(self, "bad edge name '%s'", name);
+        return NULL;
+    }
+    if (self->nedges == BUS_MAX_EDGES) {
+        bus_set_error(self, "too many edges");
+        return NULL;
+    }
+    e = &self->edges[self->nedges++];
+    memset(e, 0, sizeof(*e));
+    util_strlcpy(e->name, name, sizeof(e->name));
+    bus_key(e->stream_key, sizeof(e->stream_key), name, "q");
+    bus_key(e->done_key, sizeof(e->done_key), name, "done");
+    bus_key(e->dead_key, sizeof(e->dead_key), name, "dead");
+    bus_key(e->dispatchers_key, sizeof(e->dispatchers_key), name, "dispatchers");
+    bus_key(e->consumers_key, sizeof(e->consumers_key), name, "consumers");
+    e->peers = zlistx_new();
+    zlistx_set_destructor(e->peers, bus_peer_destroy);
+    e->remotes = zlistx_new();
+    zlistx_set_destructor(e->remotes, bus_remote_destroy);
+    util_strlcpy(e->claim_cursor, "0-0", sizeof(e->claim_cursor));
+    e->has_room = true;
+    return e;
+}
+
+/* ---------------------------------------------------------------- commits */
+
+static redis_script_t BUS_COMMIT_SCRIPT = {
+    .source =
+        "local group, entry, rid = ARGV[1], ARGV[2], ARGV[3]\n"
+        "local now, maxw = tonumber(ARGV[4]), tonumber(ARGV[5])\n"
+        "local nout, nset = tonumber(ARGV[6]), tonumber(ARGV[7])\n"
+        "if entry ~= '' and redis.call('ZSCORE', KEYS[2], rid) then\n"
+        "  redis.call('XACK', KEYS[1], group, entry)\n"
+        "  redis.call('XDEL', KEYS[1], entry)\n"
+        "  return 1\n"
+        "end\n"
+        "local base = 8\n"
+        "local checked = {}\n"
+        "for i = 0, nout - 1 do\n"
+        "  local o = base + i * 5\n"
+        "  local k = KEYS[tonumber(ARGV[o])]\n"
+        "  if tonumber(ARGV[o + 3]) == 0 and not checked[k] then\n"
+        "    checked[k] = true\n"
+        "    if redis.call('XLEN', k) >= maxw then return 2 end\n"
+        "  end\n"
+        "end\n"
+        "for i = 0, nout - 1 do\n"
+        "  local o = base + i * 5\n"
+        "  local k = KEYS[tonumber(ARGV[o])]\n"
+        "  local maxlen = tonumber(ARGV[o + 3])\n"
+        "  if maxlen > 0 then\n"
+        "    redis.call('XADD', k, 'MAXLEN', '~', maxlen, '*', 'i', ARGV[o + 1], 'r', ARGV[o + 2], 'why', ARGV[o + 4])\n"
+        "  else\n"
+        "    redis.call('XADD', k, '*', 'i', ARGV[o + 1], 'r', ARGV[o + 2])\n"
+        "  end\n"
+        "end\n"
+        "base = base + nout * 5\n"
+        "for i = 0, nset - 1 do\n"
+        "  local o = base + i * 3\n"
+        "  redis.call('HSET', KEYS[tonumber(ARGV[o])], ARGV[o + 1], ARGV[o + 2])\n"
+        "end\n"
+        "if entry ~= '' then\n"
+        "  redis.call('ZADD', KEYS[2], now, rid)\n"
+        "  redis.call('XACK', KEYS[1], group, entry)\n"
+        "  redis.call('XDEL', KEYS[1], entry)\n"
+        "end\n"
+        "return 0\n",
+};
+
+static void bus_output_destroy(void **item)
+{
+    bus_output_t *o = *item;
+    if (o) {
+        free(o->record_id);
+        free(o->payload);
+        free(o->why);
+        free(o);
+        *item = NULL;
+    }
+}
+
+static void bus_hset_destroy(void **item)
+{
+    bus_hset_t *h = *item;
+    if (h) {
+        free(h->key);
+        free(h->field);
+        free(h->value);
+        free(h);
+        *item = NULL;
+    }
+}
+
+bus_commit_t *bus_commit_new(bus_t *self, const bus_delivery_t *input)
+{
+    bus_commit_t *c = util_xcalloc(1, sizeof(*c));
+    c->bus = self;
+    if (input) {
+        c->has_input = true;
+        util_strlcpy(c->input_edge, input->edge, sizeof(c->input_edge));
+        c->input_entry = util_xstrdup(input->entry_id);
+        c->input_record = util_xstrdup(input->record_id);
+    }
+    c->outputs = zlistx_new();
+    zlistx_set_destructor(c->outputs, bus_output_destroy);
+    c->hsets = zlistx_new();
+    zlistx_set_destructor(c->hsets, bus_hset_destroy);
+    return c;
+}
+
+void bus_commit_destroy(bus_commit_t **cp)
+{
+    if (!cp || !*cp)
+        return;
+    bus_commit_t *c = *cp;
+    free(c->input_entry);
+    free(c->input_record);
+    zlistx_destroy(&c->outputs);
+    zlistx_destroy(&c->hsets);
+    free(c);
+    *cp = NULL;
+}
+
+/* bus_commit_add_to_key - add an output to a stream key (maxlen 0: a capped edge). */
+static void bus_commit_add_to_key(bus_commit_t *c, const char *key, const char *record_id, const void *payload,
+                                  size_t len, int64_t maxlen, const char *why)
+{
+    bus_output_t *o = util_xcalloc(1, sizeof(*o));
+    util_strlcpy(o->key, key, sizeof(o->key));
+    o->record_id = util_xstrdup(record_id);
+    o->payload = util_xmalloc(len + 1);
+    memcpy(o->payload, payload, len);
+    o->len = len;
+    o->maxlen = maxlen;
+    o->why = util_xstrdup(why ? why : "");
+    zlistx_add_end(c->outputs, o);
+}
+
+void bus_commit_add(bus_commit_t *c, const char *edge, const char *record_id, const void *payload, size_t len)
+{
+    char key[96];
+    bus_key(key, sizeof(key), edge, "q");
+    bus_commit_add_to_key(c, key, record_id, payload, len, 0, NULL);
+}
+
+int bus_commit_add_record(bus_commit_t *c, const char *edge, const record_desc_t *desc, const void *record,
+                          char *err, size_t errsize)
+{
+    msgpack_sbuffer buf;
+    msgpack_sbuffer_init(&buf);
+    int rc = record_encode(desc, record, &buf, err, errsize);
+    if (rc == 0)
+        bus_commit_add(c, edge, ((const record_verdict_t *)record)->id, buf.data, buf.size);
+    msgpack_sbuffer_destroy(&buf);
+    return rc;
+}
+
+void bus_commit_hset(bus_commit_t *c, const char *key, const char *field, const char *value)
+{
+    bus_hset_t *h = util_xcalloc(1, sizeof(*h));
+    h->key = util_xstrdup(key);
+    h->field = util_xstrdup(field);
+    h->value = util_xstrdup(value);
+    zlistx_add_end(c->hsets, h);
+}
+
+/* bus_mark_no_room - remember that an edge was found full. */
+static void bus_mark_no_room(bus_t *self, const char *key)
+{
+    for (size_t i = 0; i < self->nedges; i++) {
+        if (strcmp(self->edges[i].stream_key, key) == 0) {
+            self->edges[i].has_room = false;
+            self->edges[i].room_checked_ms = util_monotonic_ms();
+        }
+    }
+}
+
+bus_status_t bus_commit_run(bus_commit_t *c)
+{
+    bus_t *self = c->bus;
+    size_t nout = zlistx_size(c->outputs), nset = zlistx_size(c->hsets);
+    size_t nkeys = 2 + nout + nset;
+    size_t nargs = 7 + nout * 5 + nset * 3;
+    size_t total = nkeys + nargs;
+    const char **argv = util_xcalloc(total, sizeof(*argv));
+    size_t *lens = util_xcalloc(total, sizeof(*lens));
+    char (*numbers)[24] = util_xcalloc(nout + nset + 8, sizeof(*numbers));
+    size_t nnum = 0, k = 0, a = nkeys;
+    char in_stream[96] = "", in_done[96] = "";
+
+#define BUS_ARG_NUM(value)                                                                         \
+    do {                                                                                           \
+        snprintf(numbers[nnum], sizeof(numbers[0]), "%lld", (long long)(value));                 \
+        argv[a] = numbers[nnum++];                                                                 \
+        lens[a] = strlen(argv[a]);                                                                 \
+        a++;                                                                                       \
+    } while (0)
+#define BUS_ARG_STR(s, n)                                                                          \
+    do {                                                                                           \
+        argv[a] = (s);                                                                             \
+        lens[a] = (n);                                                                             \
+        a++;                                                                                       \
+    } while (0)
+
+    if (c->has_input) {
+        bus_key(in_stream, sizeof(in_stream), c->input_edge, "q");
+        bus_key(in_done, sizeof(in_done), c->input_edge, "done");
+    } else {
+        bus_key(in_stream, sizeof(in_stream), "-", "q"); /* unused placeholders */
+        bus_key(in_done, sizeof(in_done), "-", "done");
+    }
+    argv[k] = in_stream, lens[k] = strlen(in_stream), k++;
+    argv[k] = in_done, lens[k] = strlen(in_done), k++;
+    BUS_ARG_STR(BUS_GROUP, strlen(BUS_GROUP));
+    BUS_ARG_STR(c->has_input ? c->input_entry : "", c->has_input ? strlen(c->input_entry) : 0);
+    BUS_ARG_STR(c->has_input ? c->input_record : "", c->has_input ? strlen(c->input_record) : 0);
+    BUS_ARG_NUM(util_now_ms());
+    BUS_ARG_NUM(self->max_waiting);
+    BUS_ARG_NUM(nout);
+    BUS_ARG_NUM(nset);
+    char (*keyidx)[24] = util_xcalloc(nout + nset + 1, sizeof(*keyidx));
+    size_t nidx = 0;
+    for (bus_output_t *o = zlistx_first(c->outputs); o; o = zlistx_next(c->outputs)) {
+        argv[k] = o->key, lens[k] = strlen(o->key), k++;
+        snprintf(keyidx[nidx], sizeof(keyidx[0]), "%zu", k);
+        BUS_ARG_STR(keyidx[nidx], strlen(keyidx[nidx]));
+        nidx++;
+        BUS_ARG_STR(o->record_id, strlen(o->record_id));
+        BUS_ARG_STR(o->payload, o->len);
+        BUS_ARG_NUM(o->maxlen);
+        BUS_ARG_STR(o->why, strlen(o->why));
+    }
+    for (bus_hset_t *h = zlistx_first(c->hsets); h; h = zlistx_next(c->hsets)) {
+        argv[k] = h->key, lens[k] = strlen(h->key), k++;
+        snprintf(keyidx[nidx], sizeof(keyidx[0]), "%zu", k);
+        BUS_ARG_STR(keyidx[nidx], strlen(keyidx[nidx]));
+        nidx++;
+        BUS_ARG_STR(h->field, strlen(h->field));
+        BUS_ARG_STR(h->value, strlen(h->value));
+    }
+#undef BUS_ARG_NUM
+#undef BUS_ARG_STR
+
+    bus_status_t status = BUS_ERROR;
+    redisReply *r = redis_conn_eval(self->redis, &BUS_COMMIT_SCRIPT, (int)nkeys, (int)total, argv, lens);
+    if (!r) {
+        bus_set_error(self, "commit failed: %s", redis_conn_errstr(self->redis));
+    } else if (r->type != REDIS_REPLY_INTEGER) {
+        bus_set_error(self, "commit: unexpected reply type %d", r->type);
+    } else {
+        status = (bus_status_t)r->integer;
+    }
+    if (r)
+        freeReplyObject(r);
+
+    bus_edge_t *in_edge = c->has_input ? bus_find_edge(self, c->input_edge, strlen(c->input_edge)) : NULL;
+    if (status == BUS_OK || status == BUS_DUPLICATE) {
+        if (in_edge && status == BUS_OK)
+            in_edge->counters.committed++;
+        if (in_edge && status == BUS_DUPLICATE)
+            in_edge->counters.duplicates++;
+        if (self->current && c->has_input && strcmp(self->current->entry_id, c->input_entry) == 0)
+            self->current_done = true;
+    } else if (status == BUS_FULL) {
+        for (bus_output_t *o = zlistx_first(c->outputs); o; o = zlistx_next(c->outputs))
+            if (o->maxlen == 0)
+                bus_mark_no_room(self, o->key);
+        bus_set_error(self, "an output edge is full (%lld records waiting)", (long long)self->max_waiting);
+    }
+    free(argv);
+    free(lens);
+    free(numbers);
+    free(keyidx);
+    return status;
+}
+
+int bus_set_aside(bus_t *self, const bus_delivery_t *d, const char *reason)
+{
+    char key[96];
+    bus_key(key, sizeof(key), d->edge, "dead");
+    bus_commit_t *c = bus_commit_new(self, d);
+    bus_commit_add_to_key(c, key, d->record_id, d->payload, d->len, BUS_DEAD_MAXLEN, reason);
+    bus_status_t st = bus_commit_run(c);
+    bus_commit_destroy(&c);
+    bus_edge_t *e = bus_find_edge(self, d->edge, strlen(d->edge));
+    if (st == BUS_OK && e) {
+        e->counters.dead++;
+        e->counters.committed--; /* counted as dead, not as committed */
+    }
+    if (st == BUS_OK || st == BUS_DUPLICATE) {
+        log_warning("bus: %s record %s set aside: %s", d->edge, d->record_id, reason);
+        return 0;
+    }
+    return -1;
+}
+
+/* ---------------------------------------------------------------- Redis helpers */
+
+/* bus_ensure_group - create the stream and its consumer group if missing. */
+static int bus_ensure_group(bus_t *self, bus_edge_t *e)
+{
+    redisReply *r = redis_conn_command(self->redis, "XGROUP CREATE %s %s 0 MKSTREAM", e->stream_key, BUS_GROUP);
+    if (r) {
+        freeReplyObject(r);
+        return 0;
+    }
+    if (strstr(redis_conn_errstr(self->redis), "BUSYGROUP"))
+        return 0;
+    bus_set_error(self, "%s", redis_conn_errstr(self->redis));
+    return -1;
+}
+
+/* bus_hand_back - make entries of an edge dispatchable again at once (idle time set past the
+ * acknowledgement timeout, so the next XAUTOCLAIM takes them). */
+static void bus_hand_back(bus_t *self, bus_edge_t *e, const char *const *entries, size_t n)
+{
+    if (n == 0)
+        return;
+    size_t argc = 9 + n;
+    const char **argv = util_xcalloc(argc, sizeof(*argv));
+    char idle[24];
+    snprintf(idle, sizeof(idle), "%lld", (long long)self->ack_timeout_ms + 1);
+    size_t a = 0;
+    argv[a++] = "XCLAIM";
+    argv[a++] = e->stream_key;
+    argv[a++] = BUS_GROUP;
+    argv[a++] = self->instance;
+    argv[a++] = "0";
+    for (size_t i = 0; i < n; i++)
+        argv[a++] = entries[i];
+    argv[a++] = "IDLE";
+    argv[a++] = idle;
+    argv[a++] = "JUSTID";
+    redisReply *r = redis_conn_commandargv(self->redis, (int)a, argv, NULL);
+    if (r)
+        freeReplyObject(r);
+    else
+        log_warning("bus: cannot hand back %zu %s records: %s (they return after %lld ms)", n, e->name,
+                    redis_conn_errstr(self->redis), (long long)self->ack_timeout_ms);
+    free(argv);
+}
+
+/* ---------------------------------------------------------------- dispatcher side */
+
+static void bus_remote_destroy(void **item)
+{
+    bus_remote_t *r = *item;
+    if (r) {
+        zframe_destroy(&r->identity);
+        free(r);
+        *item = NULL;
+    }
+}
+
+/* bus_remote_credit - how many more records this consumer connection may receive. */
+static int64_t bus_remote_credit(const bus_remote_t *r)
+{
+    int64_t outstanding = (int64_t)(r->sent - r->reported_received);
+    int64_t credit = r->window - outstanding;
+    return credit > 0 ? credit : 0;
+}
+
+/* bus_send_record - send one entry to a remote; 0, or -1 if it could not be queued. */
+static int bus_send_record(bus_t *self, bus_remote_t *r, const char *entry_id, const char *rid, size_t rid_len,
+                           const char *payload, size_t len)
+{
+    void *sock = zsock_resolve(self->router);
+    if (zmq_send(sock, zframe_data(r->identity), zframe_size(r->identity), ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
+        return -1;
+    /* once the first frame is accepted the rest of the message is too */
+    zmq_send(sock, "REC", 3, ZMQ_SNDMORE);
+    zmq_send(sock, r->edge->name, strlen(r->edge->name), ZMQ_SNDMORE);
+    zmq_send(sock, entry_id, strlen(entry_id), ZMQ_SNDMORE);
+    zmq_send(sock, rid, rid_len, ZMQ_SNDMORE);
+    zmq_send(sock, payload, len, 0);
+    r->sent++;
+    return 0;
+}
+
+/* bus_reply_field - the value of a field in a stream entry's [f, v, f, v...] array. */
+static const redisReply *bus_reply_field(const redisReply *fields, const char *name)
+{
+    if (!fields || fields->type != REDIS_REPLY_ARRAY)
+        return NULL;
+    for (size_t i = 0; i + 1 < fields->elements; i += 2) {
+        const redisReply *f = fields->element[i];
+        if (f->type == REDIS_REPLY_STRING && strcmp(f->str, name) == 0 &&
+            fields->element[i + 1]->type == REDIS_REPLY_STRING)
+            return fields->element[i + 1];
+    }
+    return NULL;
+}
+
+/* bus_dispatch_entries - send each [id, fields] entry to consumers with credit; entries that
+ * cannot be sent are handed back. Returns how many were sent. */
+static size_t bus_dispatch_entries(bus_t *self, bus_edge_t *e, const redisReply *entries, bool redispatch)
+{
+    size_t sent = 0;
+    const char **unsent = util_xcalloc(entries->elements + 1, sizeof(*unsent));
+    const char **bad = util_xcalloc(entries->elements + 1, sizeof(*bad));
+    size_t nunsent = 0, nbad = 0;
+    bus_remote_t *r = zlistx_first(e->remotes);
+    for (size_t i = 0; i < entries->elements; i++) {
+        const redisReply *entry = entries->element[i];
+        if (entry->type != REDIS_REPLY_ARRAY || entry->elements < 2 || entry->element[0]->type != REDIS_REPLY_STRING)
+            continue;
+        const char *id = entry->element[0]->str;
+        const redisReply *rid = bus_reply_field(entry->element[1], "i");
+        const redisReply *payload = bus_reply_field(entry->element[1], "r");
+        if (!rid || !payload || rid->len == 0 || rid->len > RECORD_MAX_ID) {
+            bad[nbad++] = id; /* not one of ours: acknowledge it away */
+            continue;
+        }
+        bool done = false;
+        for (size_t tries = zlistx_size(e->remotes); tries > 0 && !done; tries--) {
+            if (!r)
+                r = zlistx_first(e->remotes);
+            if (r && bus_remote_credit(r) > 0 &&
+                bus_send_record(self, r, id, rid->str, rid->len, payload->str, payload->len) == 0)
+                done = true;
+            r = zlistx_next(e->remotes);
+        }
+        if (done) {
+            sent++;
+            e->counters.dispatched++;
+            if (redispatch)
+                e->counters.redispatched++;
+        } else {
+            unsent[nunsent++] = id;
+        }
+    }
+    bus_hand_back(self, e, unsent, nunsent);
+    if (nbad) {
+        log_warning("bus: %s: %zu stream entries without record fields acknowledged and removed", e->name, nbad);
+        e->counters.malformed_frames += (int64_t)nbad;
+        for (size_t i = 0; i < nbad; i++) {
+            redisReply *x = redis_conn_command(self->redis, "XACK %s %s %s", e->stream_key, BUS_GROUP, bad[i]);
+            if (x)
+                freeReplyObject(x);
+            x = redis_conn_command(self->redis, "XDEL %s %s", e->stream_key, bad[i]);
+            if (x)
+                freeReplyObject(x);
+        }
+    }
+    free(unsent);
+    free(bad);
+    return sent;
+}
+
+/* bus_total_credit - the sum of the credit of an edge's consumer connections. */
+static int64_t bus_total_credit(bus_edge_t *e)
+{
+    int64_t total = 0;
+    for (bus_remote_t *r = zlistx_first(e->remotes); r; r = zlistx_next(e->remotes))
+        total += bus_remote_credit(r);
+    return total;
+}
+
+/* bus_pump - read new entries and dispatch them while consumers have credit. */
+static void bus_pump(bus_t *self, bus_edge_t *e)
+{
+    for (int rounds = 0; rounds < 64; rounds++) {
+        int64_t credit = bus_total_credit(e);
+        if (credit <= 0)
+            return;
+        int64_t count = credit < BUS_READ_BATCH ? credit : BUS_READ_BATCH;
+        redisReply *r = redis_conn_command(self->redis, "XREADGROUP GROUP %s %s COUNT %lld STREAMS %s >", BUS_GROUP,
+                                           self->instance, (long long)count, e->stream_key);
+        if (!r) {
+            if (strstr(redis_conn_errstr(self->redis), "NOGROUP"))
+                bus_ensure_group(self, e);
+            else
+                log_warning("bus: %s: cannot read: %s", e->name, redis_conn_errstr(self->redis));
+            return;
+        }
+        size_t sent = 0, got = 0;
+        if (r->type == REDIS_REPLY_ARRAY && r->elements == 1 && r->element[0]->type == REDIS_REPLY_ARRAY &&
+            r->element[0]->elements == 2) {
+            const redisReply *entries = r->element[0]->element[1];
+            got = entries->elements;
+            sent = bus_dispatch_entries(self, e, entries, false);
+        }
+        freeReplyObject(r);
+        if (got == 0 || sent < got)
+            return;
+    }
+}
+
+/* bus_autoclaim - take over entries whose consumer did not commit within ack_timeout. */
+static void bus_autoclaim(bus_t *self, bus_edge_t *e)
+{
+    int64_t credit = bus_total_credit(e);
+    if (credit <= 0)
+        return;
+    redisReply *r = redis_conn_command(self->redis, "XAUTOCLAIM %s %s %s %lld %s COUNT %lld", e->stream_key, BUS_GROUP,
+                                       self->instance, (long long)self->ack_timeout_ms, e->claim_cursor,
+                                       (long long)(credit < BUS_READ_BATCH ? credit : BUS_READ_BATCH));
+    if (!r) {
+        log_warning("bus: %s: cannot claim: %s", e->name, redis_conn_errstr(self->redis));
+        return;
+    }
+    if (r->type == REDIS_REPLY_ARRAY && r->elements >= 2 && r->element[0]->type == REDIS_REPLY_STRING &&
+        r->element[1]->type == REDIS_REPLY_ARRAY) {
+        util_strlcpy(e->claim_cursor, r->element[0]->str, sizeof(e->claim_cursor));
+        if (r->element[1]->elements)
+            log_debug("bus: %s: %zu records not committed in time, dispatching again", e->name,
+                      r->element[1]->elements);
+        bus_dispatch_entries(self, e, r->element[1], true);
+    }
+    freeReplyObject(r);
+}
+
+/* bus_remote_find - the remote with this identity on edge, or NULL. */
+static bus_remote_t *bus_remote_find(bus_edge_t *e, zframe_t *identity)
+{
+    for (bus_remote_t *r = zlistx_first(e->remotes); r; r = zlistx_next(e->remotes))
+        if (zframe_eq(r->identity, identity))
+            return r;
+    return NULL;
+}
+
+/* bus_count_bad_frame - count a malformed or oversized frame against its edge if known. */
+static void bus_count_bad_frame(bus_t *self, zmsg_t *msg, size_t edge_index, bool oversized, const char *why)
+{
+    bus_counters_t *c = &self->unattributed;
+    const char *edge_name = "?";
+    zframe_t *f = zmsg_first(msg);
+    for (size_t i = 0; f && i < edge_index; i++)
+        f = zmsg_next(msg);
+    if (f) {
+        bus_edge_t *e = bus_find_edge(self, (const char *)zframe_data(f), zframe_size(f));
+        if (e) {
+            c = &e->counters;
+            edge_name = e->name;
+        }
+    }
+    if (oversized)
+        c->oversized_frames++;
+    else
+        c->malformed_frames++;
+    log_warning("bus: dropped %s frame (%s edge %s, %zu parts, %zu bytes)", oversized ? "oversized" : "malformed",
+                why, edge_name, zmsg_size(msg), zmsg_content_size(msg));
+}
+
+/* frame_parse_u64 - a frame holding a decimal number of at most 19 digits. */
+static int frame_parse_u64(zframe_t *f, uint64_t *out)
+{
+    size_t n = zframe_size(f);
+    const unsigned char *p = zframe_data(f);
+    if (n == 0 || n > 19)
+        return -1;
+    uint64_t v = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (p[i] < '0' || p[i] > '9')
+            return -1;
+        v = v * 10 + (uint64_t)(p[i] - '0');
+    }
+    *out = v;
+    return 0;
+}
+
+/* bus_on_router - a consumer's GET (or garbage) arrived at the dispatcher socket. */
+static int bus_on_router(zloop_t *loop, zsock_t *sock, void *arg)
+{
+    (void)loop;
+    bus_t *self = arg;
+    for (int i = 0; i < 256; i++) {
+        zmsg_t *msg = zmsg_recv_nowait(sock);
+        if (!msg)
+            break;
+        if (zmsg_content_size(msg) > (size_t)self->max_record) {
+            bus_count_bad_frame(self, msg, 2, true, "larger than max_record,");
+            zmsg_destroy(&msg);
+            continue;
+        }
+        zframe_t *identity = zmsg_pop(msg);
+        zframe_t *cmd = zmsg_first(msg);
+        zframe_t *edge_frame = zmsg_next(msg);
+        zframe_t *window_frame = zmsg_next(msg);
+        zframe_t *received_frame = zmsg_next(msg);
+        uint64_t window, received;
+        bus_edge_t *e = edge_frame ? bus_find_edge(self, (const char *)zframe_data(edge_frame), zframe_size(edge_frame))
+                                   : NULL;
+        if (zmsg_size(msg) != 4 || !zframe_streq(cmd, "GET") || !e || !e->producing ||
+            frame_parse_u64(window_frame, &window) < 0 || frame_parse_u64(received_frame, &received) < 0 ||
+            window > 1000000) {
+            bus_count_bad_frame(self, msg, 1, false, "not a GET for a produced");
+            zframe_destroy(&identity);
+            zmsg_destroy(&msg);
+            continue;
+        }
+        bus_remote_t *r = bus_remote_find(e, identity);
+        if (!r) {
+            r = util_xcalloc(1, sizeof(*r));
+            r->edge = e;
+            r->identity = identity;
+            r->sent = received; /* synchronise with what it already received */
+            zlistx_add_end(e->remotes, r);
+            identity = NULL;
+            log_debug("bus: %s: consumer connection joined", e->name);
+        }
+        zframe_destroy(&identity);
+        if (received > r->sent) /* cannot have received more than sent: resynchronise */
+            r->sent = received;
+        r->reported_received = received;
+        r->window = (int64_t)window;
+        r->last_seen_ms = util_monotonic_ms();
+        zmsg_destroy(&msg);
+        bus_pump(self, e);
+    }
+    return 0;
+}
+
+/* bus_bind - bind the dispatcher socket and compute the endpoint to announce. */
+static int bus_bind(bus_t *self)
+{
+    if (self->router)
+        return 0;
+    self->router = zsock_new(ZMQ_ROUTER);
+    if (!self->router) {
+        bus_set_error(self, "cannot create the dispatcher socket");
+        return -1;
+    }
+    zsock_set_router_mandatory(self->router, 1);
+    zsock_set_linger(self->router, 0);
+    zsock_set_maxmsgsize(self->router, self->max_record + 4096);
+    zsock_set_sndhwm(self->router, (int)(self->capacity * 4 + 100));
+    int port = zsock_bind(self->router, "%s", self->bind);
+    if (port < 0) {
+        bus_set_error(self, "cannot bind %s: %s", self->bind, zmq_strerror(zmq_errno()));
+        zsock_destroy(&self->router);
+        return -1;
+    }
+    if (self->advertise && *self->advertise) {
+        util_strlcpy(self->endpoint, self->advertise, sizeof(self->endpoint));
+    } else {
+        const char *last = zsock_last_endpoint(self->router);
+        util_strlcpy(self->endpoint, last ? last : self->bind, sizeof(self->endpoint));
+        if (strstr(self->endpoint, "://0.0.0.0:") || strstr(self->endpoint, "://*:")) {
+            char host[200];
+            gethostname(host, sizeof(host));
+            host[sizeof(host) - 1] = '\0';
+            snprintf(self->endpoint, sizeof(self->endpoint), "tcp://%s:%d", host, port);
+        }
+    }
+    zloop_reader(self->loop, self->router, bus_on_router, self);
+    zloop_reader_set_tolerant(self->loop, self->router);
+    log_info("bus: dispatching on %s", self->endpoint);
+    return 0;
+}
+
+int bus_produce(bus_t *self, const char *edge)
+{
+    bus_edge_t *e = bus_edge_get(self, edge);
+    if (!e || bus_bind(self) < 0)
+        return -1;
+    if (bus_ensure_group(self, e) < 0)
+        return -1;
+    e->producing = true;
+    self->next_heartbeat_ms = 0; /* announce at the next tick */
+    return 0;
+}
+
+/* ---------------------------------------------------------------- consumer side */
+
+static void bus_peer_destroy(void **item)
+{
+    bus_peer_t *p = *item;
+    if (p) {
+        free(p->endpoint);
+        zsock_destroy(&p->sock);
+        free(p);
+        *item = NULL;
+    }
+}
+
+static bus_held_t *bus_held_new(bus_edge_t *e, const bus_delivery_t *d)
+{
+    bus_held_t *h = util_xcalloc(1, sizeof(*h));
+    h->edge = e;
+    h->d.edge = e->name;
+    h->d.entry_id = util_xstrdup(d->entry_id);
+    h->d.record_id = util_xstrdup(d->record_id);
+    char *payload = util_xmalloc(d->len + 1);
+    memcpy(payload, d->payload, d->len);
+    h->d.payload = payload;
+    h->d.len = d->len;
+    return h;
+}
+
+static void bus_held_destroy(void **item)
+{
+    bus_held_t *h = *item;
+    if (h) {
+        free((char *)h->d.entry_id);
+        free((char *)h->d.record_id);
+        free((char *)h->d.payload);
+        free(h);
+        *item = NULL;
+    }
+}
+
+/* bus_held_count - deliveries held on behalf of an edge's handler. */
+static int64_t bus_held_count(bus_t *self)
+{
+    return (int64_t)zlistx_size(self->held);
+}
+
+/* bus_outputs_have_room - whether every edge this process produces can take more. */
+static bool bus_outputs_have_room(bus_t *self)
+{
+    for (size_t i = 0; i < self->nedges; i++)
+        if (self->edges[i].producing && !bus_edge_has_room(self, self->edges[i].name))
+            return false;
+    return true;
+}
+
+/* bus_send_get - tell one dispatcher how many records this consumer can take now. */
+static void bus_send_get(bus_t *self, bus_peer_t *p)
+{
+    int64_t window = self->stopped || !bus_outputs_have_room(self) ? 0 : self->capacity - bus_held_count(self);
+    if (window < 0)
+        window = 0;
+    char wtext[24], rtext[24];
+    snprintf(wtext, sizeof(wtext), "%lld", (long long)window);
+    snprintf(rtext, sizeof(rtext), "%llu", (unsigned long long)p->received);
+    void *sock = zsock_resolve(p->sock);
+    if (zmq_send(sock, "GET", 3, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
+        return; /* not connected yet (ZMQ_IMMEDIATE): the next heartbeat retries */
+    zmq_send(sock, p->edge->name, strlen(p->edge->name), ZMQ_SNDMORE);
+    zmq_send(sock, wtext, strlen(wtext), ZMQ_SNDMORE);
+    zmq_send(sock, rtext, strlen(rtext), 0);
+    p->received_at_get = p->received;
+}
+
+/* bus_handle - run the handler on a delivery; keeps it for a retry when it fails. */
+static void bus_handle(bus_t *self, bus_edge_t *e, const bus_delivery_t *d, bus_held_t *held)
+{
+    self->current = d;
+    self->current_done = false;
+    int rc = e->handler(self, d, e->arg);
+    bool done = self->current_done;
+    self->current = NULL;
+    if (rc == 0 && !done) {
+        /* processed with nothing to write: acknowledge with an empty commit */
+        bus_commit_t *c = bus_commit_new(self, d);
+        bus_status_t st = bus_commit_run(c);
+        bus_commit_destroy(&c);
+        done = st == BUS_OK || st == BUS_DUPLICATE;
+        if (!done)
+            rc = -1;
+    }
+    if (rc == 0) {
+        if (held)
+            zlistx_delete(self->held, zlistx_find(self->held, held));
+        return;
+    }
+    if (!held) {
+        held = bus_held_new(e, d);
+        held->backoff_ms = 100;
+        zlistx_add_end(self->held, held);
+    } else {
+        held->backoff_ms = held->backoff_ms * 2 > 5000 ? 5000 : held->backoff_ms * 2;
+    }
+    held->next_attempt_ms = util_monotonic_ms() + held->backoff_ms;
+    log_debug("bus: %s record %s not processed (%s); retry in %lld ms", e->name, d->record_id, bus_errstr(self),
+              (long long)held->backoff_ms);
+}
+
+/* bus_is_duplicate - whether the record id was already committed on the edge (1), not (0), or
+ * the check failed (-1). */
+static int bus_is_duplicate(bus_t *self, bus_edge_t *e, const char *rid, size_t len)
+{
+    redisReply *r = redis_conn_command(self->redis, "ZSCORE %s %b", e->done_key, rid, len);
+    if (!r)
+        return -1;
+    int dup = r->type == REDIS_REPLY_STRING;
+    freeReplyObject(r);
+    return dup;
+}
+
+/* bus_entry_id_valid - a stream entry id: <digits>-<digits>. */
+static bool bus_entry_id_valid(zframe_t *f)
+{
+    size_t n = zframe_size(f);
+    const char *p = (const char *)zframe_data(f);
+    if (n < 3 || n >= BUS_MAX_ENTRY_ID)
+        return false;
+    size_t dashes = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (p[i] == '-')
+            dashes++;
+        else if (p[i] < '0' || p[i] > '9')
+            return false;
+    }
+    return dashes == 1 && p[0] != '-' && p[n - 1] != '-';
+}
+
+/* bus_on_peer - records (or garbage) from a dispatcher. */
+static int bus_on_peer(zloop_t *loop, zsock_t *sock, void *arg)
+{
+    (void)loop;
+    (void)sock;
+    bus_peer_t *p = arg;
+    bus_edge_t *e = p->edge;
+    bus_t *self = p->bus;
+    for (int i = 0; i < 64; i++) {
+        zmsg_t *msg = zmsg_recv_nowait(p->sock);
+        if (!msg)
+            break;
+        p->received++;
+        if (zmsg_content_size(msg) > (size_t)self->max_record + 512) {
+            bus_count_bad_frame(self, msg, 1, true, "larger than max_record,");
+            zmsg_destroy(&msg);
+            continue;
+        }
+        zframe_t *cmd = zmsg_first(msg), *edge = zmsg_next(msg), *entry = zmsg_next(msg), *rid = zmsg_next(msg),
+                 *payload = zmsg_next(msg);
+        if (zmsg_size(msg) != 5 || !zframe_streq(cmd, "REC") || !zframe_streq(edge, e->name) ||
+            !bus_entry_id_valid(entry) || zframe_size(rid) == 0 || zframe_size(rid) > RECORD_MAX_ID ||
+            memchr(zframe_data(rid), '\0', zframe_size(rid))) {
+            bus_count_bad_frame(self, msg, 1, false, "not a REC for the");
+            zmsg_destroy(&msg);
+            continue;
+        }
+        if (self->stopped) { /* arrived while stopping: hand it back */
+            char *id = zframe_strdup(entry);
+            const char *ids[1] = {id};
+            bus_hand_back(self, e, ids, 1);
+            free(id);
+            zmsg_destroy(&msg);
+            continue;
+        }
+        char *entry_id = zframe_strdup(entry);
+        char *record_id = zframe_strdup(rid);
+        bus_delivery_t d = {e->name, entry_id, record_id, (const char *)zframe_data(payload), zframe_size(payload)};
+        int dup = bus_is_duplicate(self, e, record_id, strlen(record_id));
+        if (dup == 1) {
+            bus_commit_t *c = bus_commit_new(self, &d); /* acknowledges it as a duplicate */
+            if (bus_commit_run(c) == BUS_OK)
+                e->counters.duplicates++, e->counters.committed--;
+            bus_commit_destroy(&c);
+            log_debug("bus: %s record %s is a duplicate; acknowledged", e->name, record_id);
+        } else if (dup < 0) {
+            bus_held_t *h = bus_held_new(e, &d);
+            h->backoff_ms = 100;
+            h->next_attempt_ms = util_monotonic_ms() + h->backoff_ms;
+            zlistx_add_end(self->held, h);
+        } else {
+            bus_handle(self, e, &d, NULL);
+        }
+        free(entry_id);
+        free(record_id);
+        zmsg_destroy(&msg);
+    }
+    if (p->received - p->received_at_get >= (uint64_t)(self->capacity / 2 > 0 ? self->capacity / 2 : 1))
+        bus_send_get(self, p);
+    return 0;
+}
+
+/* bus_peer_connect - open a consumer connection to a dispatcher endpoint. */
+static bus_peer_t *bus_peer_connect(bus_t *self, bus_edge_t *e, const char *endpoint)
+{
+    zsock_t *sock = zsock_new(ZMQ_DEALER);
+    if (!sock)
+        return NULL;
+    zsock_set_immediate(sock, 1);
+    zsock_set_linger(sock, 0);
+    zsock_set_maxmsgsize(sock, self->max_record + 4096);
+    zsock_set_rcvhwm(sock, (int)(self->capacity * 4 + 100));
+    if (zsock_connect(sock, "%s", endpoint) < 0) {
+        log_warning("bus: %s: cannot connect to %s", e->name, endpoint);
+        zsock_destroy(&sock);
+        return NULL;
+    }
+    bus_peer_t *p = util_xcalloc(1, sizeof(*p));
+    p->bus = self;
+    p->edge = e;
+    p->endpoint = util_xstrdup(endpoint);
+    p->sock = sock;
+    zloop_reader(self->loop, sock, bus_on_peer, p);
+    zloop_reader_set_tolerant(self->loop, sock);
+    log_info("bus: %s: connected to dispatcher %s", e->name, endpoint);
+    return p;
+}
+
+/* bus_refresh_peers - connect to newly announced dispatchers, drop the ones gone. */
+static void bus_refresh_peers(bus_t *self, bus_edge_t *e, int64_t now)
+{
+    redisReply *r = redis_conn_command(self->redis, "HGETALL %s", e->dispatchers_key);
+    if (!r) {
+        log_warning("bus: %s: cannot read dispatchers: %s", e->name, redis_conn_errstr(self->redis));
+        return;
+    }
+    for (bus_peer_t *p = zlistx_first(e->peers); p; p = zlistx_next(e->peers))
+        p->seen = false;
+    for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i + 1 < r->elements; i += 2) {
+        const char *endpoint = r->element[i]->str;
+        int64_t expiry = 0;
+        if (!endpoint || !r->element[i + 1]->str || util_parse_int64(r->element[i + 1]->str, &expiry) < 0)
+            continue;
+        if (expiry < now)
+            continue;
+        bus_peer_t *p;
+        for (p = zlistx_first(e->peers); p; p = zlistx_next(e->peers))
+            if (strcmp(p->endpoint, endpoint) == 0)
+                break;
+        if (!p) {
+            p = bus_peer_connect(self, e, endpoint);
+            if (!p)
+                continue;
+            zlistx_add_end(e->peers, p);
+        }
+        p->seen = true;
+    }
+    freeReplyObject(r);
+    for (bus_peer_t *p = zlistx_first(e->peers); p;) {
+        bus_peer_t *next = zlistx_next(e->peers);
+        if (!p->seen) {
+            log_info("bus: %s: dispatcher %s gone", e->name, p->endpoint);
+            zloop_reader_end(self->loop, p->sock);
+            zlistx_delete(e->peers, zlistx_find(e->peers, p));
+        }
+        p = next;
+    }
+}
+
+int bus_consume(bus_t *self, const char *edge, bus_handler_fn handler, void *arg)
+{
+    bus_edge_t *e = bus_edge_get(self, edge);
+    if (!e)
+        return -1;
+    if (bus_ensure_group(self, e) < 0)
+        return -1;
+    e->consuming = true;
+    e->handler = handler;
+    e->arg = arg;
+    self->next_heartbeat_ms = 0;
+    return 0;
+}
+
+bool bus_edge_has_room(bus_t *self, const char *edge)
+{
+    bus_edge_t *e = bus_edge_get(self, edge);
+    if (!e)
+        return false;
+    int64_t now = util_monotonic_ms();
+    if (e->room_checked_ms && now - e->room_checked_ms < self->heartbeat_ms)
+        return e->has_room;
+    redisReply *r = redis_conn_command(self->redis, "XLEN %s", e->stream_key);
+    if (!r)
+        return false; /* Redis down: producing would fail anyway */
+    e->has_room = r->type == REDIS_REPLY_INTEGER && r->integer < self->max_waiting;
+    e->room_checked_ms = now;
+    freeReplyObject(r);
+    return e->has_room;
+}
+
+bus_delivery_t *bus_delivery_keep(bus_t *self, const bus_delivery_t *d)
+{
+    bus_edge_t *e = bus_find_edge(self, d->edge, strlen(d->edge));
+    if (!e)
+        return NULL;
+    bus_held_t *h = bus_held_new(e, d);
+    h->kept = true;
+    zlistx_add_end(self->held, h);
+    if (self->current && strcmp(self->current->entry_id, d->entry_id) == 0)
+        self->current_done = true;
+    return &h->d;
+}
+
+void bus_delivery_release(bus_t *self, bus_delivery_t **dp, bool hand_back)
+{
+    if (!dp || !*dp)
+        return;
+    bus_held_t *h = (bus_held_t *)((char *)*dp - offsetof(bus_held_t, d));
+    if (hand_back) {
+        const char *ids[1] = {h->d.entry_id};
+        bus_hand_back(self, h->edge, ids, 1);
+    }
+    zlistx_delete(self->held, zlistx_find(self->held, h));
+    *dp = NULL;
+    for (size_t i = 0; i < self->nedges; i++) /* a slot was freed: ask for more */
+        for (bus_peer_t *p = zlistx_first(self->edges[i].peers); p; p = zlistx_next(self->edges[i].peers))
+            bus_send_get(self, p);
+}
+
+/* ---------------------------------------------------------------- timers */
+
+/* bus_touch_held - keep held deliveries claimed so no one dispatches them again. */
+static void bus_touch_held(bus_t *self)
+{
+    for (size_t i = 0; i < self->nedges; i++) {
+        bus_edge_t *e = &self->edges[i];
+        size_t n = 0;
+        const char **ids = util_xcalloc(zlistx_size(self->held) + 1, sizeof(*ids));
+        for (bus_held_t *h = zlistx_first(self->held); h; h = zlistx_next(self->held))
+            if (h->edge == e)
+                ids[n++] = h->d.entry_id;
+        if (n) {
+            size_t argc = 6 + n;
+            const char **argv = util_xcalloc(argc, sizeof(*argv));
+            size_t a = 0;
+            argv[a++] = "XCLAIM";
+            argv[a++] = e->stream_key;
+            argv[a++] = BUS_GROUP;
+            argv[a++] = self->instance;
+            argv[a++] = "0";
+            for (size_t j = 0; j < n; j++)
+                argv[a++] = ids[j];
+            argv[a++] = "JUSTID";
+            redisReply *r = redis_conn_commandargv(self->redis, (int)a, argv, NULL);
+            if (r)
+                freeReplyObject(r);
+            free(argv);
+        }
+        free(ids);
+    }
+}
+
+/* bus_retry_held - run the handler again on deliveries whose backoff has passed. */
+static void bus_retry_held(bus_t *self, int64_t now)
+{
+    for (bus_held_t *h = zlistx_first(self->held); h;) {
+        bus_held_t *next = zlistx_next(self->held);
+        if (!h->kept && h->next_attempt_ms <= now) {
+            int dup = bus_is_duplicate(self, h->edge, h->d.record_id, strlen(h->d.record_id));
+            if (dup == 0) {
+                bus_handle(self, h->edge, &h->d, h);
+            } else if (dup == 1) {
+                bus_commit_t *c = bus_commit_new(self, &h->d);
+                if (bus_commit_run(c) == BUS_OK)
+                    h->edge->counters.duplicates++, h->edge->counters.committed--;
+                bus_commit_destroy(&c);
+                zlistx_delete(self->held, zlistx_find(self->held, h));
+            } else {
+                h->next_attempt_ms = now + h->backoff_ms;
+            }
+        }
+        h = next;
+    }
+}
+
+/* bus_flush_counters - add this process's counter deltas to cb:bus:stats. */
+static void bus_flush_counters(bus_t *self)
+{
+    static const char *const names[] = {"committed",        "duplicates",      "redispatched", "malformed_frames",
+                                        "oversized_frames", "dead",            "dispatched"};
+    size_t queued = 0;
+    for (size_t i = 0; i <= self->nedges; i++) {
+        bus_counters_t *c = i < self->nedges ? &self->edges[i].counters : &self->unattributed;
+        const char *edge = i < self->nedges ? self->edges[i].name : "?";
+        int64_t *values = (int64_t *)c;
+        for (size_t j = 0; j < UTIL_ARRAY_LEN(names); j++) {
+            if (values[j] == 0)
+                continue;
+            char field[96];
+            snprintf(field, sizeof(field), "%s.%s", edge, names[j]);
+            if (redis_conn_append(self->redis, "HINCRBY cb:bus:stats %s %lld", field, (long long)values[j]) < 0)
+                return; /* keep the deltas for the next flush */
+            queued++;
+        }
+    }
+    if (queued == 0)
+        return;
+    redisReply **replies = util_xcalloc(queued, sizeof(*replies));
+    if (redis_conn_pipeline_exec(self->redis, replies, queued) == 0) {
+        for (size_t i = 0; i < queued; i++)
+            freeReplyObject(replies[i]);
+        for (size_t i = 0; i < self->nedges; i++)
+            memset(&self->edges[i].counters, 0, sizeof(bus_counters_t));
+        memset(&self->unattributed, 0, sizeof(self->unattributed));
+    }
+    free(replies);
+}
+
+/* bus_heartbeat - announcements, peers, windows, expiry of silent consumers, reclaiming. */
+static void bus_heartbeat(bus_t *self, int64_t now_mono)
+{
+    int64_t now = util_now_ms();
+    int64_t expiry = now + 3 * self->heartbeat_ms;
+    for (size_t i = 0; i < self->nedges; i++) {
+        bus_edge_t *e = &self->edges[i];
+        if (e->producing) {
+            redisReply *r = redis_conn_command(self->redis, "HSET %s %s %lld", e->dispatchers_key, self->endpoint,
+                                               (long long)expiry);
+            if (r)
+                freeReplyObject(r);
+            for (bus_remote_t *rm = zlistx_first(e->remotes); rm;) {
+                bus_remote_t *next = zlistx_next(e->remotes);
+                if (now_mono - rm->last_seen_ms > 3 * self->heartbeat_ms) {
+                    log_debug("bus: %s: consumer connection silent, forgotten", e->name);
+                    zlistx_delete(e->remotes, zlistx_find(e->remotes, rm));
+                }
+                rm = next;
+            }
+            bus_autoclaim(self, e);
+            r = redis_conn_command(self->redis, "ZREMRANGEBYSCORE %s -inf %lld", e->done_key,
+                                   (long long)(now - self->dedup_window_ms));
+            if (r)
+                freeReplyObject(r);
+        }
+        if (e->consuming) {
+            redisReply *r = redis_conn_command(self->redis, "HSET %s %s %lld", e->consumers_key, self->instance,
+                                               (long long)expiry);
+            if (r)
+                freeReplyObject(r);
+            bus_refresh_peers(self, e, now);
+            for (bus_peer_t *p = zlistx_first(e->peers); p; p = zlistx_next(e->peers))
+                bus_send_get(self, p);
+        }
+    }
+    bus_flush_counters(self);
+}
+
+static int bus_on_tick(zloop_t *loop, int timer_id, void *arg)
+{
+    (void)loop;
+    (void)timer_id;
+    bus_t *self = arg;
+    if (self->stopped)
+        return 0;
+    int64_t now = util_monotonic_ms();
+    if (now >= self->next_heartbeat_ms) {
+        self->next_heartbeat_ms = now + self->heartbeat_ms;
+        bus_heartbeat(self, now);
+    }
+    if (now >= self->next_touch_ms) {
+        self->next_touch_ms = now + self->ack_timeout_ms / 3;
+        bus_touch_held(self);
+    }
+    bus_retry_held(self, now);
+    for (size_t i = 0; i < self->nedges; i++)
+        if (self->edges[i].producing)
+            bus_pump(self, &self->edges[i]);
+    return 0;
+}
+
+/* ---------------------------------------------------------------- life cycle */
+
+bus_t *bus_new(const config_t *cfg, redis_conn_t *redis, zloop_t *loop, const char *program, char *err,
+               size_t errsize)
+{
+    bus_t *self = util_xcalloc(1, sizeof(*self));
+    self->redis = redis;
+    self->loop = loop;
+    util_strlcpy(self->program, program, sizeof(self->program));
+    char host[128] = "";
+    gethostname(host, sizeof(host) - 1);
+    char uuid[37];
+    util_uuid(uuid);
+    snprintf(self->instance, sizeof(self->instance), "%s:%s:%ld:%.8s", program, host, (long)getpid(), uuid);
+    self->capacity = cfg->bus_capacity;
+    self->ack_timeout_ms = cfg->bus_ack_timeout_ms;
+    self->heartbeat_ms = cfg->bus_heartbeat_ms;
+    self->max_waiting = cfg->bus_max_waiting;
+    self->max_record = cfg->bus_max_record;
+    self->dedup_window_ms = cfg->bus_dedup_window_ms;
+    self->bind = util_xstrdup(cfg->bus_bind);
+    self->advertise = util_xstrdup(cfg->bus_advertise);
+    self->held = zlistx_new();
+    zlistx_set_destructor(self->held, bus_held_destroy);
+    self->timer_id = zloop_timer(loop, BUS_TICK_MS, 0, bus_on_tick, self);
+    if (self->timer_id < 0) {
+        snprintf(err, errsize, "cannot start the bus timer");
+        bus_destroy(&self);
+        return NULL;
+    }
+    return self;
+}
+
+void bus_stop(bus_t *self)
+{
+    if (self->stopped)
+        return;
+    self->stopped = true;
+    for (size_t i = 0; i < self->nedges; i++) {
+        bus_edge_t *e = &self->edges[i];
+        /* tell dispatchers to send nothing more, then hand back what is held or arrives */
+        for (bus_peer_t *p = zlistx_first(e->peers); p; p = zlistx_next(e->peers)) {
+            bus_send_get(self, p);
+            bus_on_peer(self->loop, p->sock, p);
+        }
+    }
+    for (size_t i = 0; i < self->nedges; i++) {
+        bus_edge_t *e = &self->edges[i];
+        const char **ids = util_xcalloc(zlistx_size(self->held) + 1, sizeof(*ids));
+        size_t n = 0;
+        for (bus_held_t *h = zlistx_first(self->held); h; h = zlistx_next(self->held))
+            if (h->edge == e)
+                ids[n++] = h->d.entry_id;
+        if (n)
+            log_info("bus: %s: handing back %zu records not finished", e->name, n);
+        bus_hand_back(self, e, ids, n);
+        free(ids);
+        redisReply *r = NULL;
+        if (e->producing)
+            r = redis_conn_command(self->redis, "HDEL %s %s", e->dispatchers_key, self->endpoint);
+        if (r)
+            freeReplyObject(r);
+        r = e->consuming ? redis_conn_command(self->redis, "HDEL %s %s", e->consumers_key, self->instance) : NULL;
+        if (r)
+            freeReplyObject(r);
+    }
+    zlistx_purge(self->held);
+    bus_flush_counters(self);
+}
+
+void bus_destroy(bus_t **selfp)
+{
+    if (!selfp || !*selfp)
+        return;
+    bus_t *self = *selfp;
+    bus_stop(self);
+    if (self->timer_id >= 0)
+        zloop_timer_end(self->loop, self->timer_id);
+    for (size_t i = 0; i < self->nedges; i++) {
+        bus_edge_t *e = &self->edges[i];
+        for (bus_peer_t *p = zlistx_first(e->peers); p; p = zlistx_next(e->peers))
+            zloop_reader_end(self->loop, p->sock);
+        zlistx_destroy(&e->peers);
+        zlistx_destroy(&e->remotes);
+    }
+    if (self->router) {
+        zloop_reader_end(self->loop, self->router);
+        zsock_destroy(&self->router);
+    }
+    zlistx_destroy(&self->held);
+    free(self->bind);
+    free(self->advertise);
+    free(self);
+    *selfp = NULL;
+}
+
+/* ---------------------------------------------------------------- operators */
+
+int bus_edge_stats(redis_conn_t *redis, const char *edge, bus_edge_stats_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    char q[96], dead[96], disp[96], cons[96];
+    bus_key(q, sizeof(q), edge, "q");
+    bus_key(dead, sizeof(dead), edge, "dead");
+    bus_key(disp, sizeof(disp), edge, "dispatchers");
+    bus_key(cons, sizeof(cons), edge, "consumers");
+    int64_t now = util_now_ms();
+    if (redis_conn_append(redis, "XLEN %s", q) < 0 || redis_conn_append(redis, "XPENDING %s %s", q, BUS_GROUP) < 0 ||
+        redis_conn_append(redis, "XRANGE %s - + COUNT 1", q) < 0 || redis_conn_append(redis, "XLEN %s", dead) < 0 ||
+        redis_conn_append(redis, "HGETALL %s", disp) < 0 || redis_conn_append(redis, "HGETALL %s", cons) < 0 ||
+        redis_conn_append(redis, "HGETALL cb:bus:stats") < 0) {
+        redisReply *none[7];
+        redis_conn_pipeline_exec(redis, none, 7); /* clears the queue */
+        return -1;
+    }
+    redisReply *r[7];
+    if (redis_conn_pipeline_exec(redis, r, 7) < 0)
+        return -1;
+    int64_t len = r[0]->type == REDIS_REPLY_INTEGER ? r[0]->integer : 0;
+    if (r[1]->type == REDIS_REPLY_ARRAY && r[1]->elements >= 1 && r[1]->element[0]->type == REDIS_REPLY_INTEGER)
+        out->in_flight = r[1]->element[0]->integer;
+    out->waiting = len - out->in_flight > 0 ? len - out->in_flight : 0;
+    if (r[2]->type == REDIS_REPLY_ARRAY && r[2]->elements == 1 && r[2]->element[0]->type == REDIS_REPLY_ARRAY &&
+        r[2]->element[0]->elements >= 1 && r[2]->element[0]->element[0]->type == REDIS_REPLY_STRING) {
+        long long ms = atoll(r[2]->element[0]->element[0]->str);
+        out->oldest_age_ms = now - ms > 0 ? now - ms : 0;
+    }
+    out->dead = r[3]->type == REDIS_REPLY_INTEGER ? r[3]->integer : 0;
+    for (int j = 4; j <= 5; j++) {
+        int64_t live = 0;
+        for (size_t i = 0; r[j]->type == REDIS_REPLY_ARRAY && i + 1 < r[j]->elements; i += 2) {
+            int64_t expiry;
+            if (r[j]->element[i + 1]->str && util_parse_int64(r[j]->element[i + 1]->str, &expiry) == 0 && expiry >= now)
+                live++;
+        }
+        if (j == 4)
+            out->dispatchers = live;
+        else
+            out->consumers = live;
+    }
+    struct {
+        const char *name;
+        int64_t *slot;
+    } counters[] = {{"committed", &out->committed},
+                    {"duplicates", &out->duplicates},
+                    {"redispatched", &out->redispatched},
+                    {"malformed_frames", &out->malformed_frames},
+                    {"oversized_frames", &out->oversized_frames}};
+    size_t elen = strlen(edge);
+    for (size_t i = 0; r[6]->type == REDIS_REPLY_ARRAY && i + 1 < r[6]->elements; i += 2) {
+        const char *field = r[6]->element[i]->str;
+        if (!field || strncmp(field, edge, elen) != 0 || field[elen] != '.')
+            continue;
+        for (size_t k = 0; k < UTIL_ARRAY_LEN(counters); k++)
+            if (strcmp(field + elen + 1, counters[k].name) == 0)
+                *counters[k].slot = atoll(r[6]->element[i + 1]->str ? r[6]->element[i + 1]->str : "0");
+    }
+    for (int j = 0; j < 7; j++)
+        freeReplyObject(r[j]);
+    return 0;
+}

@@ -1,0 +1,91 @@
+/*
+ * config.h - Clawback's configuration: one INI-style file over embedded defaults.
+ *
+ * Every key is declared once, in CONFIG_KEYS below: its section, name, type, the config_t
+ * member it fills, its default, its bounds and its documentation. The parser, the defaults,
+ * `clawback config example` and deploy/clawback.conf.example all come from that list (a unit
+ * test checks the example file against it).
+ *
+ * Values: strings as written; integers; booleans (yes/no, true/false, on/off, 1/0);
+ * durations with a unit (250ms, 30s, 5m, 168h, 7d; a bare number is seconds), stored in
+ * milliseconds; sizes (512, 64k, 1M, 2G), stored in bytes; log levels by name.
+ *
+ * An unknown section or key, or a bad value, is an error that names the file and line; a
+ * program refuses to start on it.
+ */
+#ifndef CLAWBACK_CONFIG_H
+#define CLAWBACK_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "log.h"
+
+#define CONFIG_DEFAULT_PATH "/etc/clawback/clawback.conf"
+
+/* X(section, key, type, member, default, min, max, documentation) */
+#define CONFIG_KEYS(X)                                                                              \
+    X(log, file, STR, log_file, "-", 0, 0,                                                          \
+      "Text log, one line per event in the seed gateway's format; \"-\" is standard error.")        \
+    X(log, json_file, STR, log_json_file, "", 0, 0,                                                 \
+      "The same lines as JSON objects, one per line, for a SIEM; empty: not written.")              \
+    X(log, level, LEVEL, log_level, "info", 0, 0,                                                   \
+      "Lowest level written: critical, warning, info, debug or trace.")                             \
+    X(redis, url, REDIS_URL, redis_url, "redis://127.0.0.1:6379/0", 0, 0,                           \
+      "Redis server holding the index and the bus queues: redis://[:PASSWORD@]HOST:PORT/DB.\n"      \
+      "The --redis option of every program overrides it.")                                          \
+    X(redis, password_file, STR, redis_password_file, "", 0, 0,                                     \
+      "File whose first line is the Redis password (AUTH); empty: none or the one in url.")         \
+    X(redis, timeout, DURATION, redis_timeout_ms, "2s", 10, 600000,                                 \
+      "Connect and command timeout for Redis.")                                                     \
+    X(bus, bind, STR, bus_bind, "tcp://127.0.0.1:*", 0, 0,                                          \
+      "ZeroMQ endpoint a producing stage binds to dispatch its records; '*' as port picks one.")    \
+    X(bus, advertise, STR, bus_advertise, "", 0, 0,                                                 \
+      "Endpoint consumers should connect to, when it differs from bind (NAT, wildcard host);\n"     \
+      "empty: the bound endpoint.")                                                                 \
+    X(bus, capacity, INT, bus_capacity, "64", 1, 100000,                                            \
+      "Records a consuming instance accepts from each upstream instance before it has\n"            \
+      "committed earlier ones (its window).")                                                       \
+    X(bus, ack_timeout, DURATION, bus_ack_timeout_ms, "30s", 100, 86400000,                         \
+      "A dispatched record not committed by its consumer within this time is dispatched again.")    \
+    X(bus, heartbeat, DURATION, bus_heartbeat_ms, "1s", 10, 60000,                                  \
+      "Interval of consumers' requests for work and of producers' endpoint announcements.")         \
+    X(bus, max_waiting, INT, bus_max_waiting, "100000", 1, 100000000,                               \
+      "Records an edge may hold before producers are told to slow down (backpressure).")            \
+    X(bus, max_record, SIZE, bus_max_record, "1M", 1024, 67108864,                                  \
+      "Largest record accepted from a socket or Redis; larger ones are counted and dropped.")       \
+    X(bus, dedup_window, DURATION, bus_dedup_window_ms, "8d", 1000, 31536000000,                    \
+      "How long a committed record id is remembered to detect a duplicate delivery.")
+
+#define CONFIG_CTYPE_STR char *
+#define CONFIG_CTYPE_REDIS_URL char *
+#define CONFIG_CTYPE_INT int64_t
+#define CONFIG_CTYPE_DURATION int64_t
+#define CONFIG_CTYPE_SIZE int64_t
+#define CONFIG_CTYPE_BOOL bool
+#define CONFIG_CTYPE_LEVEL log_level_t
+
+typedef struct config {
+#define CONFIG_MEMBER(section, key, type, member, def, min, max, doc) CONFIG_CTYPE_##type member;
+    CONFIG_KEYS(CONFIG_MEMBER)
+#undef CONFIG_MEMBER
+    char *path; /* the file loaded, or NULL for the embedded defaults */
+} config_t;
+
+/* config_new - a configuration holding the embedded defaults. Caller owns it. */
+config_t *config_new(void);
+/* config_destroy - free *cfg and set it to NULL; NULL is accepted. */
+void config_destroy(config_t **cfg);
+
+/* config_load - read path over the current values. On error returns -1 and writes
+ * "PATH:LINE: message" into err (errsize bytes); the values may be partly updated. */
+int config_load(config_t *cfg, const char *path, char *err, size_t errsize);
+/* config_set - set one key from its text form; 0, or -1 with a message in err. */
+int config_set(config_t *cfg, const char *section, const char *key, const char *value, char *err,
+               size_t errsize);
+/* config_write_example - write the documented example file (every key, its default). */
+void config_write_example(FILE *out);
+
+#endif

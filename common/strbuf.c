@@ -1,0 +1,166 @@
+/*
+ * strbuf.c - growable byte buffer with a hard maximum; see strbuf.h.
+ */
+#include "strbuf.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+
+void strbuf_init(strbuf_t *sb, size_t max)
+{
+    memset(sb, 0, sizeof(*sb));
+    sb->max = max ? max : SIZE_MAX / 2;
+}
+
+void strbuf_release(strbuf_t *sb)
+{
+    free(sb->data);
+    size_t max = sb->max;
+    memset(sb, 0, sizeof(*sb));
+    sb->max = max;
+}
+
+void strbuf_reset(strbuf_t *sb)
+{
+    sb->len = 0;
+    sb->overflow = false;
+    if (sb->data)
+        sb->data[0] = '\0';
+}
+
+/* strbuf_reserve - make room for n more bytes plus a NUL; -1 past the maximum. */
+static int strbuf_reserve(strbuf_t *sb, size_t n)
+{
+    if (n > sb->max || sb->len > sb->max - n) {
+        sb->overflow = true;
+        return -1;
+    }
+    size_t need = sb->len + n + 1;
+    if (need > sb->cap) {
+        size_t cap = sb->cap ? sb->cap : 64;
+        while (cap < need)
+            cap *= 2;
+        sb->data = util_xrealloc(sb->data, cap);
+        sb->cap = cap;
+    }
+    return 0;
+}
+
+int strbuf_append(strbuf_t *sb, const void *data, size_t n)
+{
+    if (strbuf_reserve(sb, n) < 0)
+        return -1;
+    if (n)
+        memcpy(sb->data + sb->len, data, n);
+    sb->len += n;
+    sb->data[sb->len] = '\0';
+    return 0;
+}
+
+int strbuf_appends(strbuf_t *sb, const char *s)
+{
+    return strbuf_append(sb, s, strlen(s));
+}
+
+int strbuf_vappendf(strbuf_t *sb, const char *fmt, va_list ap)
+{
+    va_list copy;
+    va_copy(copy, ap);
+    int n = vsnprintf(NULL, 0, fmt, copy);
+    va_end(copy);
+    if (n < 0 || strbuf_reserve(sb, (size_t)n) < 0)
+        return -1;
+    vsnprintf(sb->data + sb->len, (size_t)n + 1, fmt, ap);
+    sb->len += (size_t)n;
+    return 0;
+}
+
+int strbuf_appendf(strbuf_t *sb, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = strbuf_vappendf(sb, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+/* utf8_sequence_length - length of the valid UTF-8 sequence at s (n bytes left), 0 if invalid. */
+static size_t utf8_sequence_length(const unsigned char *s, size_t n)
+{
+    unsigned char c = s[0];
+    size_t len;
+    uint32_t cp;
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xC2 && c <= 0xDF) {
+        len = 2;
+        cp = c & 0x1F;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        len = 3;
+        cp = c & 0x0F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        len = 4;
+        cp = c & 0x07;
+    } else {
+        return 0;
+    }
+    if (n < len)
+        return 0;
+    for (size_t i = 1; i < len; i++) {
+        if ((s[i] & 0xC0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (s[i] & 0x3F);
+    }
+    if ((len == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) ||
+        (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)))
+        return 0;
+    return len;
+}
+
+int strbuf_append_json_string(strbuf_t *sb, const char *s, size_t n)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t start_len = sb->len;
+    int rc = strbuf_append(sb, "\"", 1);
+    for (size_t i = 0; i < n && rc == 0;) {
+        unsigned char c = p[i];
+        if (c == '"' || c == '\\') {
+            char esc[2] = {'\\', (char)c};
+            rc = strbuf_append(sb, esc, 2);
+            i++;
+        } else if (c < 0x20) {
+            rc = strbuf_appendf(sb, "\\u%04x", c);
+            i++;
+        } else {
+            size_t len = utf8_sequence_length(p + i, n - i);
+            if (len == 0) {
+                rc = strbuf_append(sb, "\xEF\xBF\xBD", 3);
+                i++;
+            } else {
+                rc = strbuf_append(sb, p + i, len);
+                i += len;
+            }
+        }
+    }
+    if (rc == 0)
+        rc = strbuf_append(sb, "\"", 1);
+    if (rc < 0) {
+        sb->len = start_len;
+        if (sb->data)
+            sb->data[sb->len] = '\0';
+    }
+    return rc;
+}
+
+char *strbuf_detach(strbuf_t *sb)
+{
+    char *data = sb->data ? sb->data : util_xstrdup("");
+    size_t max = sb->max;
+    memset(sb, 0, sizeof(*sb));
+    sb->max = max;
+    return data;
+}

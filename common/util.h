@@ -1,0 +1,38 @@
+/*
+ * util.h - generic helpers that know nothing of mail: clocks, ids, checked allocation.
+ *
+ * Allocation failure is treated as fatal (util_oom() logs and aborts): every caller would
+ * otherwise have to invent a recovery for a condition it cannot act on. All other errors are
+ * returned.
+ */
+#ifndef CLAWBACK_UTIL_H
+#define CLAWBACK_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define UTIL_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+/* util_now_ms - wall-clock time in milliseconds since the epoch. */
+int64_t util_now_ms(void);
+/* util_monotonic_ms - monotonic clock in milliseconds (for deadlines and intervals). */
+int64_t util_monotonic_ms(void);
+
+/* util_xmalloc, util_xcalloc, util_xrealloc, util_xstrdup, util_xstrndup - allocate or abort.
+ * util_xstrdup(NULL) returns NULL. Caller owns the result. */
+void *util_xmalloc(size_t size);
+void *util_xcalloc(size_t count, size_t size);
+void *util_xrealloc(void *ptr, size_t size);
+char *util_xstrdup(const char *s);
+char *util_xstrndup(const char *s, size_t n);
+
+/* util_uuid - write a random (v4) UUID in canonical lower-case form into out[37]. */
+void util_uuid(char out[37]);
+
+/* util_strlcpy - copy with truncation, always NUL-terminated; returns strlen(src). */
+size_t util_strlcpy(char *dst, const char *src, size_t size);
+
+/* util_parse_int64 - parse a whole decimal string into *out; 0 on success, -1 otherwise. */
+int util_parse_int64(const char *s, int64_t *out);
+
+#endif
