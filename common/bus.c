@@ -202,6 +202,26 @@ static bus_edge_t *bus_edge_get(bus_t *self, const char *name)
     return e;
 }
 
+/* bus_snapshot - the items of a list in an array (caller frees), so that callbacks run while
+ * walking it may add or delete items without invalidating the walk. */
+static void **bus_snapshot(zlistx_t *list, size_t *count)
+{
+    void **items = util_xcalloc(zlistx_size(list) + 1, sizeof(*items));
+    size_t n = 0;
+    for (void *item = zlistx_first(list); item; item = zlistx_next(list))
+        items[n++] = item;
+    *count = n;
+    return items;
+}
+
+/* bus_delete_item - remove an item (destroying it) from a list, if still there. */
+static void bus_delete_item(zlistx_t *list, void *item)
+{
+    void *handle = zlistx_find(list, item);
+    if (handle)
+        zlistx_delete(list, handle);
+}
+
 /* ---------------------------------------------------------------- commits */
 
 static redis_script_t BUS_COMMIT_SCRIPT = {
@@ -932,7 +952,7 @@ static void bus_handle(bus_t *self, bus_edge_t *e, const bus_delivery_t *d, bus_
     }
     if (rc == 0) {
         if (held)
-            zlistx_delete(self->held, zlistx_find(self->held, held));
+            bus_delete_item(self->held, held);
         return;
     }
     if (!held) {
@@ -1094,15 +1114,17 @@ static void bus_refresh_peers(bus_t *self, bus_edge_t *e, int64_t now)
         p->seen = true;
     }
     freeReplyObject(r);
-    for (bus_peer_t *p = zlistx_first(e->peers); p;) {
-        bus_peer_t *next = zlistx_next(e->peers);
+    size_t n;
+    void **items = bus_snapshot(e->peers, &n);
+    for (size_t i = 0; i < n; i++) {
+        bus_peer_t *p = items[i];
         if (!p->seen) {
             log_info("bus: %s: dispatcher %s gone", e->name, p->endpoint);
             zloop_reader_end(self->loop, p->sock);
-            zlistx_delete(e->peers, zlistx_find(e->peers, p));
+            bus_delete_item(e->peers, p);
         }
-        p = next;
     }
+    free(items);
 }
 
 int bus_consume(bus_t *self, const char *edge, bus_handler_fn handler, void *arg)
@@ -1158,7 +1180,7 @@ void bus_delivery_release(bus_t *self, bus_delivery_t **dp, bool hand_back)
         const char *ids[1] = {h->d.entry_id};
         bus_hand_back(self, h->edge, ids, 1);
     }
-    zlistx_delete(self->held, zlistx_find(self->held, h));
+    bus_delete_item(self->held, h);
     *dp = NULL;
     for (size_t i = 0; i < self->nedges; i++) /* a slot was freed: ask for more */
         for (bus_peer_t *p = zlistx_first(self->edges[i].peers); p; p = zlistx_next(self->edges[i].peers))
@@ -1201,24 +1223,28 @@ static void bus_touch_held(bus_t *self)
 /* bus_retry_held - run the handler again on deliveries whose backoff has passed. */
 static void bus_retry_held(bus_t *self, int64_t now)
 {
-    for (bus_held_t *h = zlistx_first(self->held); h;) {
-        bus_held_t *next = zlistx_next(self->held);
-        if (!h->kept && h->next_attempt_ms <= now) {
-            int dup = bus_is_duplicate(self, h->edge, h->d.record_id, strlen(h->d.record_id));
-            if (dup == 0) {
-                bus_handle(self, h->edge, &h->d, h);
-            } else if (dup == 1) {
-                bus_commit_t *c = bus_commit_new(self, &h->d);
-                if (bus_commit_run(c) == BUS_OK)
-                    h->edge->counters.duplicates++, h->edge->counters.committed--;
-                bus_commit_destroy(&c);
-                zlistx_delete(self->held, zlistx_find(self->held, h));
-            } else {
-                h->next_attempt_ms = now + h->backoff_ms;
-            }
+    size_t n;
+    void **items = bus_snapshot(self->held, &n);
+    for (size_t i = 0; i < n; i++) {
+        bus_held_t *h = items[i];
+        if (!zlistx_find(self->held, h)) /* released by an earlier handler call */
+            continue;
+        if (h->kept || h->next_attempt_ms > now)
+            continue;
+        int dup = bus_is_duplicate(self, h->edge, h->d.record_id, strlen(h->d.record_id));
+        if (dup == 0) {
+            bus_handle(self, h->edge, &h->d, h);
+        } else if (dup == 1) {
+            bus_commit_t *c = bus_commit_new(self, &h->d);
+            if (bus_commit_run(c) == BUS_OK)
+                h->edge->counters.duplicates++, h->edge->counters.committed--;
+            bus_commit_destroy(&c);
+            bus_delete_item(self->held, h);
+        } else {
+            h->next_attempt_ms = now + h->backoff_ms;
         }
-        h = next;
     }
+    free(items);
 }
 
 /* bus_flush_counters - add this process's counter deltas to cb:bus:stats. */
@@ -1266,14 +1292,16 @@ static void bus_heartbeat(bus_t *self, int64_t now_mono)
                                                (long long)expiry);
             if (r)
                 freeReplyObject(r);
-            for (bus_remote_t *rm = zlistx_first(e->remotes); rm;) {
-                bus_remote_t *next = zlistx_next(e->remotes);
+            size_t n;
+            void **items = bus_snapshot(e->remotes, &n);
+            for (size_t j = 0; j < n; j++) {
+                bus_remote_t *rm = items[j];
                 if (now_mono - rm->last_seen_ms > 3 * self->heartbeat_ms) {
                     log_debug("bus: %s: consumer connection silent, forgotten", e->name);
-                    zlistx_delete(e->remotes, zlistx_find(e->remotes, rm));
+                    bus_delete_item(e->remotes, rm);
                 }
-                rm = next;
             }
+            free(items);
             bus_autoclaim(self, e);
             r = redis_conn_command(self->redis, "ZREMRANGEBYSCORE %s -inf %lld", e->done_key,
                                    (long long)(now - self->dedup_window_ms));

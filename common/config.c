@@ -229,15 +229,50 @@ void config_destroy(config_t **cfgp)
     *cfgp = NULL;
 }
 
-/* The reader wrapper counts lines so every error can name its line. */
+/* The reader wrapper counts lines so every error can name its line. It also catches what
+ * inih cannot report itself: a line too long for inih's buffer (inih would parse its pieces as
+ * separate lines) and a section header naming an unknown section (inih calls the handler only
+ * for keys, so an empty unknown section would pass and a non-empty one be blamed on its first
+ * key's line). */
 typedef struct {
     FILE *file;
     int line;
-    int long_line; /* first line longer than the parser's buffer, or 0 */
+    int max_line;  /* longest line inih can take, terminator excluded */
+    int long_line; /* first line longer than that, or 0 */
+    bool prev_key; /* a key was seen since the last section header (inih's continuation rule) */
     config_t *cfg;
     char err[384];
-    int err_line;
+    int err_line; /* line of the first error in err, or 0 */
 } config_parse_t;
+
+/* config_check_section - record an error if line is a section header naming no known section. */
+static void config_check_section(config_parse_t *p, const char *line)
+{
+    if (p->line == 1 && strncmp(line, "\xEF\xBB\xBF", 3) == 0)
+        line += 3; /* a UTF-8 byte order mark, which inih skips too */
+    const char *s = line;
+    while (*s && isspace((unsigned char)*s))
+        s++;
+    if (!*s || strchr(INI_START_COMMENT_PREFIXES, *s))
+        return; /* blank or comment */
+    if (*s != '[' || (s > line && p->prev_key)) {
+        /* a key, or (indented after a key) a continuation line */
+        p->prev_key = true;
+        return;
+    }
+    p->prev_key = false;
+    const char *end = strchr(s + 1, ']');
+    if (!end)
+        return; /* inih reports the syntax error */
+    size_t n = (size_t)(end - (s + 1));
+    for (size_t i = 0; i < UTIL_ARRAY_LEN(CONFIG_TABLE); i++)
+        if (strlen(CONFIG_TABLE[i].section) == n && memcmp(CONFIG_TABLE[i].section, s + 1, n) == 0)
+            return;
+    if (!p->err_line) {
+        config_error(p->err, sizeof(p->err), "unknown section [%.*s]", (int)(n > 64 ? 64 : n), s + 1);
+        p->err_line = p->line;
+    }
+}
 
 static char *config_read_line(char *str, int num, void *stream)
 {
@@ -245,15 +280,20 @@ static char *config_read_line(char *str, int num, void *stream)
     char *s = fgets(str, num, p->file);
     if (!s)
         return NULL;
-    size_t len = strlen(s);
-    if (len == (size_t)num - 1 && s[len - 1] != '\n' && !feof(p->file)) {
-        if (!p->long_line)
-            p->long_line = p->line + 1;
-        int c; /* skip the rest of the over-long line */
-        while ((c = fgetc(p->file)) != EOF && c != '\n')
-            ;
-    }
     p->line++;
+    p->max_line = num - 2;
+    size_t len = strlen(s);
+    if (len == (size_t)num - 1 && s[len - 1] != '\n') {
+        /* the buffer is full: the line goes on, unless only the '\n' of a "\r\n" is left */
+        int c = fgetc(p->file);
+        if (!(s[len - 1] == '\r' && c == '\n')) {
+            if (!p->long_line)
+                p->long_line = p->line;
+            while (c != EOF && c != '\n') /* skip the rest of the over-long line */
+                c = fgetc(p->file);
+        }
+    }
+    config_check_section(p, s);
     return s;
 }
 
@@ -262,6 +302,11 @@ static int config_handler(void *user, const char *section, const char *name, con
     config_parse_t *p = user;
     if (p->err_line)
         return 1; /* report the first error only */
+    if (!name || !value) {
+        config_error(p->err, sizeof(p->err), "expected key = value");
+        p->err_line = p->line;
+        return 0;
+    }
     if (config_set(p->cfg, section, name, value, p->err, sizeof(p->err)) < 0) {
         p->err_line = p->line;
         return 0;
@@ -278,17 +323,37 @@ int config_load(config_t *cfg, const char *path, char *err, size_t errsize)
         return -1;
     }
     int rc = ini_parse_stream(config_read_line, &p, config_handler, &p);
+    int read_error = ferror(p.file) ? errno : 0;
     fclose(p.file);
-    if (p.long_line && (!p.err_line || p.long_line < p.err_line)) {
-        config_error(err, errsize, "%s:%d: line longer than %d characters", path, p.long_line, INI_MAX_LINE - 2);
+    if (read_error) {
+        config_error(err, errsize, "%s: cannot read: %s", path, strerror(read_error));
         return -1;
     }
-    if (p.err_line) {
-        config_error(err, errsize, "%s:%d: %s", path, p.err_line, p.err);
+    if (rc < 0) {
+        config_error(err, errsize, "%s: cannot parse (out of memory)", path);
         return -1;
     }
-    if (rc != 0) {
-        config_error(err, errsize, "%s:%d: syntax error (expected [section] or key = value)", path, rc);
+    /* Report the error on the earliest line. rc is inih's first failing line: a syntax error,
+     * or the handler's error when it equals err_line. On one line, a too-long line explains
+     * whatever else went wrong there. */
+    int syntax_line = rc > 0 && rc != p.err_line ? rc : 0;
+    int first = 0;
+    if (p.long_line)
+        first = p.long_line;
+    if (p.err_line && (!first || p.err_line < first))
+        first = p.err_line;
+    if (syntax_line && (!first || syntax_line < first))
+        first = syntax_line;
+    if (first && first == p.long_line) {
+        config_error(err, errsize, "%s:%d: line longer than %d characters", path, first, p.max_line);
+        return -1;
+    }
+    if (first && first == p.err_line) {
+        config_error(err, errsize, "%s:%d: %s", path, first, p.err);
+        return -1;
+    }
+    if (first) {
+        config_error(err, errsize, "%s:%d: syntax error (expected [section] or key = value)", path, first);
         return -1;
     }
     free(cfg->path);
@@ -316,6 +381,7 @@ void config_write_example(FILE *out)
             if (*d == '\n')
                 fputs("# ", out);
         }
-        fprintf(out, "\n%s = %s\n", k->key, k->def);
+        /* "key =" for an empty default: no trailing blank for an editor to strip */
+        fprintf(out, "\n%s =%s%s\n", k->key, *k->def ? " " : "", k->def);
     }
 }

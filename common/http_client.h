@@ -24,7 +24,7 @@ typedef struct {
     int64_t total_timeout_ms;   /* whole request, default 60 s */
     size_t max_body;            /* largest response body accepted, default 16 MiB */
     bool insecure;              /* true: do not verify TLS peer and host (tests only) */
-    const char *ca_file;        /* extra CA bundle, or NULL */
+    const char *ca_file;        /* CA bundle used instead of the system one, or NULL */
     const char *proxy;          /* proxy URL, or NULL for the environment's */
     const char *user_agent;     /* or NULL for "clawback/<version>" */
 } http_client_options_t;

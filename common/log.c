@@ -93,7 +93,9 @@ int log_reopen(void)
     if (log_state.text_fd >= 0) {
         int fd = log_open_path(log_state.text_path);
         if (fd >= 0) {
-            dup2(fd, log_state.text_fd);
+            /* dup3, not dup2: dup2 clears close-on-exec on the target descriptor */
+            if (dup3(fd, log_state.text_fd, O_CLOEXEC) < 0)
+                rc = -1;
             close(fd);
         } else {
             rc = -1;
@@ -102,7 +104,8 @@ int log_reopen(void)
     if (log_state.json_fd >= 0) {
         int fd = log_open_path(log_state.json_path);
         if (fd >= 0) {
-            dup2(fd, log_state.json_fd);
+            if (dup3(fd, log_state.json_fd, O_CLOEXEC) < 0)
+                rc = -1;
             close(fd);
         } else {
             rc = -1;
@@ -139,12 +142,21 @@ size_t log_format_text_line(char *out, size_t size, time_t t, log_level_t level,
 {
     struct tm tm;
     char stamp[64];
-    localtime_r(&t, &tm);
+    if (!localtime_r(&t, &tm)) /* a time beyond struct tm: print a fixed, well-formed stamp */
+        memset(&tm, 0, sizeof(tm));
     strftime(stamp, sizeof(stamp), "%a %b %e %H:%M:%S %Y", &tm);
-    int n = snprintf(out, size, "%s %s: %s\n", stamp, log_level_name(level), message);
-    if (n < 0)
+    if (size == 0)
         return 0;
+    int n = snprintf(out, size, "%s %s: %s\n", stamp, log_level_name(level), message);
+    if (n < 0) {
+        out[0] = '\0';
+        return 0;
+    }
     if ((size_t)n >= size) { /* truncated: keep the line terminated */
+        if (size < 2) {
+            out[0] = '\0';
+            return 0;
+        }
         out[size - 2] = '\n';
         out[size - 1] = '\0';
         return size - 1;
@@ -171,6 +183,8 @@ void log_vmsg(log_level_t level, const char *fmt, va_list ap)
 {
     char message[LOG_LINE_MAX];
     char line[LOG_LINE_MAX + 128];
+    if (!log_enabled(level)) /* the macros check first; a direct call is filtered too */
+        return;
     int saved_errno = errno;
 
     vsnprintf(message, sizeof(message), fmt, ap);

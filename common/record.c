@@ -31,6 +31,7 @@ struct record_desc {
     size_t nfields;
 };
 
+#define RECORD_MAX_FIELDS 64 /* record_decode_map() tracks the keys seen in a bool[64] */
 #define RECORD_PRESENCE_REQUIRED true
 #define RECORD_PRESENCE_OPTIONAL false
 #define RECORD_FIELD(kind, fname, presence, fmax, fallowed)                                        \
@@ -38,6 +39,7 @@ struct record_desc {
 
 #define RECORD_DEFINE(type, ctype, version, FIELDS)                                                \
     static const record_field_t RECORD_FIELDS_##type[] = {FIELDS(RECORD_FIELD)};                   \
+    _Static_assert(UTIL_ARRAY_LEN(RECORD_FIELDS_##type) <= RECORD_MAX_FIELDS, "too many fields");  \
     const record_desc_t RECORD_DESC_##type = {#type, version, sizeof(ctype), RECORD_FIELDS_##type, \
                                               UTIL_ARRAY_LEN(RECORD_FIELDS_##type)};
 
@@ -360,9 +362,11 @@ static int decode_field(const record_desc_t *desc, const record_field_t *f, cons
         record_attv_t *attv = slot;
         attv->v = util_xcalloc(a->size, sizeof(*attv->v));
         for (uint32_t i = 0; i < a->size; i++) {
+            /* counted before it is decoded, so record_clear() frees the fields a failing
+             * element had already decoded (the elements are zeroed by calloc) */
+            attv->n++;
             if (record_decode_map(&RECORD_DESC_attachment, &a->ptr[i], &attv->v[i], false, err, errsize) < 0)
                 return -1;
-            attv->n++;
         }
         return 0;
     }
@@ -378,7 +382,7 @@ static int record_decode_map(const record_desc_t *desc, const msgpack_object *ma
         record_error(err, errsize, "%s: not a map", desc->name);
         return -1;
     }
-    bool seen[64] = {false};
+    bool seen[RECORD_MAX_FIELDS] = {false};
     bool seen_type = false, seen_version = false;
     const msgpack_object_map *m = &map->via.map;
     for (uint32_t i = 0; i < m->size; i++) {
@@ -388,7 +392,11 @@ static int record_decode_map(const record_desc_t *desc, const msgpack_object *ma
             return -1;
         }
         if (top && key_is(key, "type")) {
-            if (seen_type || val->type != MSGPACK_OBJECT_STR || !key_is(val, desc->name)) {
+            if (seen_type) {
+                record_error(err, errsize, "%s: key \"type\" present twice", desc->name);
+                return -1;
+            }
+            if (val->type != MSGPACK_OBJECT_STR || !key_is(val, desc->name)) {
                 record_error(err, errsize, "expected a %s record", desc->name);
                 return -1;
             }

@@ -1,0 +1,296 @@
+/*
+ * bus_peer - a configurable stage for the bus integration tests and the benchmark.
+ *
+ *   bus_peer [-c FILE] [--redis URL] produce --edge E --count N [--prefix P] [--dup] [--stay]
+ *       commit N records (ids P-0 .. P-N-1; --dup commits each twice), waiting while the edge
+ *       is full; dispatch E; with --stay keep dispatching until SIGTERM.
+ *   bus_peer ... relay --in A --out B [--delay-ms D]
+ *       consume A; for each record commit the same record to B; dispatch B.
+ *   bus_peer ... sink --in A [--out S] [--delay-ms D]
+ *       consume A; for each record commit it to S (default "sink", never consumed) and record
+ *       which instance handled it in the hash test:handled.
+ *   bus_peer ... evil --edge E
+ *       send malformed and oversized frames to every dispatcher of E, then exit.
+ *   bus_peer ... evil-dispatcher --edge E --count N
+ *       announce itself as a dispatcher of E and answer consumers' requests with N malformed
+ *       or oversized messages, then withdraw.
+ *
+ * Progress goes to standard output as "produced N" / "stopped" lines.
+ */
+#include <czmq.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "bus.h"
+#include "log.h"
+#include "program.h"
+#include "util.h"
+
+typedef struct {
+    bus_t *bus;
+    redis_conn_t *redis;
+    const config_t *cfg;
+    const char *edge, *in, *out, *prefix;
+    long count, produced, delay_ms;
+    bool dup, stay;
+} peer_t;
+
+/* peer_payload - an encoded event record with the given id. */
+static void peer_payload(const char *id, long n, msgpack_sbuffer *buf)
+{
+    record_event_t ev = {0};
+    char message[64];
+    snprintf(message, sizeof(message), "bus_peer record %ld", n);
+    ev.id = (char *)id;
+    ev.time_ms = util_now_ms();
+    ev.program = "bus_peer";
+    ev.log = "tracking";
+    ev.level = "info";
+    ev.message = message;
+    char err[128];
+    if (record_encode(&RECORD_DESC_event, &ev, buf, err, sizeof(err)) < 0) {
+        fprintf(stderr, "bus_peer: %s\n", err);
+        exit(1);
+    }
+}
+
+/* peer_produce_tick - commit the next batch while the edge has room. */
+static int peer_produce_tick(zloop_t *loop, int timer_id, void *arg)
+{
+    (void)loop;
+    (void)timer_id;
+    peer_t *p = arg;
+    for (int i = 0; i < 200 && p->produced < p->count; i++) {
+        if (!bus_edge_has_room(p->bus, p->edge))
+            break;
+        char id[96];
+        snprintf(id, sizeof(id), "%s-%ld", p->prefix, p->produced);
+        msgpack_sbuffer buf;
+        msgpack_sbuffer_init(&buf);
+        peer_payload(id, p->produced, &buf);
+        bus_commit_t *c = bus_commit_new(p->bus, NULL);
+        bus_commit_add(c, p->edge, id, buf.data, buf.size);
+        if (p->dup)
+            bus_commit_add(c, p->edge, id, buf.data, buf.size);
+        bus_status_t st = bus_commit_run(c);
+        bus_commit_destroy(&c);
+        msgpack_sbuffer_destroy(&buf);
+        if (st != BUS_OK)
+            break; /* full or Redis down: try again next tick */
+        p->produced++;
+        if (p->produced % 1000 == 0 || p->produced == p->count) {
+            printf("produced %ld\n", p->produced);
+            fflush(stdout);
+        }
+    }
+    if (p->produced >= p->count && !p->stay)
+        return -1;
+    return 0;
+}
+
+/* peer_forward - commit the delivery's payload to edge `to`, consuming it. */
+static int peer_forward(peer_t *p, const bus_delivery_t *d, const char *to, bool record_handler)
+{
+    if (p->delay_ms)
+        usleep((useconds_t)p->delay_ms * 1000);
+    bus_commit_t *c = bus_commit_new(p->bus, d);
+    bus_commit_add(c, to, d->record_id, d->payload, d->len);
+    if (record_handler)
+        bus_commit_hset(c, "test:handled", d->record_id, bus_instance(p->bus));
+    bus_status_t st = bus_commit_run(c);
+    bus_commit_destroy(&c);
+    return st == BUS_OK || st == BUS_DUPLICATE ? 0 : -1;
+}
+
+static int peer_on_relay(bus_t *bus, const bus_delivery_t *d, void *arg)
+{
+    (void)bus;
+    peer_t *p = arg;
+    return peer_forward(p, d, p->out, false);
+}
+
+static int peer_on_sink(bus_t *bus, const bus_delivery_t *d, void *arg)
+{
+    (void)bus;
+    peer_t *p = arg;
+    return peer_forward(p, d, p->out, true);
+}
+
+/* peer_evil - malformed and oversized frames to every announced dispatcher of the edge. */
+static int peer_evil(peer_t *p)
+{
+    char key[96];
+    bus_key(key, sizeof(key), p->edge, "dispatchers");
+    redisReply *r = redis_conn_command(p->redis, "HKEYS %s", key);
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements == 0) {
+        fprintf(stderr, "bus_peer: no dispatcher of %s\n", p->edge);
+        if (r)
+            freeReplyObject(r);
+        return 1;
+    }
+    size_t big_len = (size_t)p->cfg->bus_max_record + 100;
+    char *big = util_xcalloc(1, big_len);
+    memset(big, 'x', big_len);
+    int sent = 0;
+    for (size_t i = 0; i < r->elements; i++) {
+        zsock_t *s = zsock_new_dealer(r->element[i]->str);
+        zsock_set_sndtimeo(s, 2000);
+        zsock_set_linger(s, 2000);
+        if (zstr_send(s, "garbage") == 0) /* one frame */
+            sent++;
+        if (zstr_sendx(s, "GET", p->edge, "lots", "0", NULL) == 0) /* bad number */
+            sent++;
+        if (zstr_sendx(s, "GET", "no-such-edge", "1", "0", NULL) == 0) /* unknown edge */
+            sent++;
+        if (zstr_sendx(s, "PUT", p->edge, "1", "0", NULL) == 0) /* unknown command */
+            sent++;
+        zmsg_t *msg = zmsg_new(); /* oversized */
+        zmsg_addstr(msg, "GET");
+        zmsg_addstr(msg, p->edge);
+        zmsg_addstr(msg, "1");
+        zmsg_addmem(msg, big, big_len);
+        if (zmsg_send(&msg, s) == 0)
+            sent++;
+        zmsg_destroy(&msg);
+        zsock_destroy(&s); /* linger flushes */
+    }
+    printf("sent %d bad messages\n", sent);
+    free(big);
+    freeReplyObject(r);
+    return 0;
+}
+
+/* peer_evil_dispatcher - answer consumers' GETs with malformed and oversized messages. */
+static int peer_evil_dispatcher(peer_t *p)
+{
+    zsock_t *router = zsock_new(ZMQ_ROUTER);
+    int port = zsock_bind(router, "tcp://127.0.0.1:*");
+    char endpoint[64], key[96];
+    snprintf(endpoint, sizeof(endpoint), "tcp://127.0.0.1:%d", port);
+    bus_key(key, sizeof(key), p->edge, "dispatchers");
+    redisReply *r = redis_conn_command(p->redis, "HSET %s %s %lld", key, endpoint, (long long)util_now_ms() + 60000);
+    if (r)
+        freeReplyObject(r);
+    size_t big_len = (size_t)p->cfg->bus_max_record + 1000;
+    char *big = util_xcalloc(1, big_len);
+    zsock_set_rcvtimeo(router, 200);
+    long sent = 0;
+    int64_t deadline = util_monotonic_ms() + 30000;
+    while (sent < p->count && util_monotonic_ms() < deadline) {
+        zmsg_t *msg = zmsg_recv(router);
+        if (!msg)
+            continue;
+        zframe_t *id = zmsg_pop(msg);
+        zmsg_destroy(&msg);
+        const char *variants[][5] = {{"REC", p->edge, "not-an-id", "r1", "x"},
+                                     {"REC", p->edge, "1-1", "", "x"},
+                                     {"REC", "other", "1-1", "r1", "x"},
+                                     {"HELLO", p->edge, "1-1", "r1", "x"}};
+        zmsg_t *bad = zmsg_new();
+        zmsg_append(bad, &(zframe_t *){zframe_dup(id)});
+        if (sent % 5 == 4) {
+            zmsg_addstr(bad, "REC");
+            zmsg_addstr(bad, p->edge);
+            zmsg_addstr(bad, "1-1");
+            zmsg_addstr(bad, "r-big");
+            zmsg_addmem(bad, big, big_len);
+        } else {
+            for (int i = 0; i < 5; i++)
+                zmsg_addstr(bad, variants[sent % 5][i]);
+        }
+        zmsg_send(&bad, router);
+        zframe_destroy(&id);
+        sent++;
+    }
+    r = redis_conn_command(p->redis, "HDEL %s %s", key, endpoint);
+    if (r)
+        freeReplyObject(r);
+    printf("sent %ld bad messages\n", sent);
+    free(big);
+    zsock_destroy(&router);
+    return sent == p->count ? 0 : 1;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"config", required_argument, NULL, 'c'}, {"redis", required_argument, NULL, 'r'},
+        {"edge", required_argument, NULL, 'e'},   {"in", required_argument, NULL, 'i'},
+        {"out", required_argument, NULL, 'o'},    {"count", required_argument, NULL, 'n'},
+        {"prefix", required_argument, NULL, 'p'}, {"delay-ms", required_argument, NULL, 'd'},
+        {"dup", no_argument, NULL, 'D'},          {"stay", no_argument, NULL, 's'},
+        {NULL, 0, NULL, 0}};
+    program_options_t opts = {0};
+    peer_t p = {.prefix = "r", .out = "sink"};
+    int c;
+    while ((c = getopt_long(argc, argv, "c:", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'c': opts.config_path = optarg; break;
+        case 'r': opts.redis_url = optarg; break;
+        case 'e': p.edge = optarg; break;
+        case 'i': p.in = optarg; break;
+        case 'o': p.out = optarg; break;
+        case 'n': p.count = atol(optarg); break;
+        case 'p': p.prefix = optarg; break;
+        case 'd': p.delay_ms = atol(optarg); break;
+        case 'D': p.dup = true; break;
+        case 's': p.stay = true; break;
+        default: return 2;
+        }
+    }
+    if (optind >= argc) {
+        fprintf(stderr, "usage: bus_peer [options] produce|relay|sink|evil|evil-dispatcher\n");
+        return 2;
+    }
+    const char *mode = argv[optind];
+    char err[512];
+    config_t *cfg = program_load_config(&opts, err, sizeof(err));
+    if (!cfg) {
+        fprintf(stderr, "bus_peer: %s\n", err);
+        return 1;
+    }
+    p.cfg = cfg;
+    log_open("bus_peer", cfg->log_level, cfg->log_file, cfg->log_json_file);
+    p.redis = program_redis(cfg, err, sizeof(err));
+    if (!p.redis) {
+        fprintf(stderr, "bus_peer: %s\n", err);
+        return 1;
+    }
+    if (strcmp(mode, "evil") == 0)
+        return peer_evil(&p);
+    if (strcmp(mode, "evil-dispatcher") == 0)
+        return peer_evil_dispatcher(&p);
+
+    zloop_t *loop = zloop_new();
+    p.bus = bus_new(cfg, p.redis, loop, "bus_peer", err, sizeof(err));
+    int rc = 0;
+    if (strcmp(mode, "produce") == 0 && p.edge) {
+        rc = bus_produce(p.bus, p.edge);
+        zloop_timer(loop, 1, 0, peer_produce_tick, &p);
+    } else if (strcmp(mode, "relay") == 0 && p.in && p.out) {
+        rc = bus_produce(p.bus, p.out);
+        if (rc == 0)
+            rc = bus_consume(p.bus, p.in, peer_on_relay, &p);
+    } else if (strcmp(mode, "sink") == 0 && p.in) {
+        rc = bus_consume(p.bus, p.in, peer_on_sink, &p);
+    } else {
+        fprintf(stderr, "bus_peer: bad mode or missing options\n");
+        return 2;
+    }
+    if (rc < 0) {
+        fprintf(stderr, "bus_peer: %s\n", bus_errstr(p.bus));
+        return 1;
+    }
+    zloop_start(loop); /* ends on SIGINT/SIGTERM (czmq's handler) or when production ends */
+    bus_stop(p.bus);
+    printf("stopped\n");
+    fflush(stdout);
+    bus_destroy(&p.bus);
+    zloop_destroy(&loop);
+    redis_conn_destroy(&p.redis);
+    config_destroy(&cfg);
+    return 0;
+}
