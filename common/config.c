@@ -323,7 +323,7 @@ int config_load(config_t *cfg, const char *path, char *err, size_t errsize)
         return -1;
     }
     int rc = ini_parse_stream(config_read_line, &p, config_handler, &p);
-    int read_error = ferror(p.file) ? errno : 0;
+    int read_error = ferror(p.file) ? (errno ? errno : EIO) : 0; /* e.g. EISDIR for a directory */
     fclose(p.file);
     if (read_error) {
         config_error(err, errsize, "%s: cannot read: %s", path, strerror(read_error));

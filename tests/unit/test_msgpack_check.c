@@ -288,7 +288,8 @@ static uint32_t rng_next(uint32_t *s)
 
 /* Pseudo-random short buffers over an alphabet rich in headers: the checker never crashes and
  * agrees with msgpack-c (accepted => msgpack-c parses exactly the whole buffer; msgpack-c parses
- * the whole buffer => accepted, given limits that cannot be reached in 16 bytes). */
+ * the whole buffer => accepted, given limits that cannot be reached in 16 bytes). Buffers
+ * rejected for a count exceeding the data are not given to msgpack-c. */
 static void test_random_agrees_with_msgpack_c(void **state)
 {
     (void)state;
@@ -311,6 +312,13 @@ static void test_random_agrees_with_msgpack_c(void **state)
         int rc = msgpack_check(buf, len, 32, O, &why);
         assert_true(rc == 0 || rc == -1);
         assert_non_null(why);
+        if (rc < 0 && strcmp(why, COUNT) == 0) {
+            /* A count larger than the bytes left can never be satisfied, and msgpack-c would
+             * allocate for the count before finding that out (the very thing the check is for):
+             * do not hand it these. */
+            free(buf);
+            continue;
+        }
         msgpack_unpacked u;
         msgpack_unpacked_init(&u);
         size_t off = 0;
