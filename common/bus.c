@@ -834,8 +834,9 @@ static int bus_bind(bus_t *self)
     if (self->advertise && *self->advertise) {
         util_strlcpy(self->endpoint, self->advertise, sizeof(self->endpoint));
     } else {
-        const char *last = zsock_last_endpoint(self->router);
+        char *last = zsock_last_endpoint(self->router); /* caller owns it */
         util_strlcpy(self->endpoint, last ? last : self->bind, sizeof(self->endpoint));
+        free(last);
         if (strstr(self->endpoint, "://0.0.0.0:") || strstr(self->endpoint, "://*:")) {
             char host[200];
             gethostname(host, sizeof(host));
@@ -1004,7 +1005,10 @@ static int bus_on_peer(zloop_t *loop, zsock_t *sock, void *arg)
     bus_peer_t *p = arg;
     bus_edge_t *e = p->edge;
     bus_t *self = p->bus;
-    for (int i = 0; i < 64; i++) {
+    /* a bounded batch, in count and time, so that timers (heartbeats, claim renewals) run
+     * between slow handler calls; zloop calls again while messages remain */
+    int64_t batch_deadline = util_monotonic_ms() + self->heartbeat_ms / 2;
+    for (int i = 0; i < 64 && (i == 0 || util_monotonic_ms() < batch_deadline); i++) {
         zmsg_t *msg = zmsg_recv_nowait(p->sock);
         if (!msg)
             break;
@@ -1284,7 +1288,8 @@ static void bus_flush_counters(bus_t *self)
 static void bus_heartbeat(bus_t *self, int64_t now_mono)
 {
     int64_t now = util_now_ms();
-    int64_t expiry = now + 3 * self->heartbeat_ms;
+    /* announcements outlive a few missed heartbeats and one slow handler call */
+    int64_t expiry = now + 3 * self->heartbeat_ms + self->ack_timeout_ms;
     for (size_t i = 0; i < self->nedges; i++) {
         bus_edge_t *e = &self->edges[i];
         if (e->producing) {

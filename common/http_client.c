@@ -22,12 +22,9 @@
 #include <strings.h>
 #include <time.h>
 
+#include "program.h"
 #include "strbuf.h"
 #include "util.h"
-
-#ifndef CLAWBACK_VERSION
-#define CLAWBACK_VERSION "0.1"
-#endif
 
 #define HTTP_DEFAULT_CONNECT_TIMEOUT_MS 10000
 #define HTTP_DEFAULT_TOTAL_TIMEOUT_MS 60000

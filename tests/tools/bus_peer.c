@@ -259,10 +259,12 @@ int main(int argc, char **argv)
         fprintf(stderr, "bus_peer: %s\n", err);
         return 1;
     }
-    if (strcmp(mode, "evil") == 0)
-        return peer_evil(&p);
-    if (strcmp(mode, "evil-dispatcher") == 0)
-        return peer_evil_dispatcher(&p);
+    if (strcmp(mode, "evil") == 0 || strcmp(mode, "evil-dispatcher") == 0) {
+        int evil_rc = strcmp(mode, "evil") == 0 ? peer_evil(&p) : peer_evil_dispatcher(&p);
+        redis_conn_destroy(&p.redis);
+        config_destroy(&cfg);
+        return evil_rc;
+    }
 
     zloop_t *loop = zloop_new();
     p.bus = bus_new(cfg, p.redis, loop, "bus_peer", err, sizeof(err));
