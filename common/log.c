@@ -152,16 +152,22 @@ size_t log_format_text_line(char *out, size_t size, time_t t, log_level_t level,
         out[0] = '\0';
         return 0;
     }
-    if ((size_t)n >= size) { /* truncated: keep the line terminated */
+    size_t len = (size_t)n;
+    if (len >= size) { /* truncated: keep the line terminated */
         if (size < 2) {
             out[0] = '\0';
             return 0;
         }
         out[size - 2] = '\n';
         out[size - 1] = '\0';
-        return size - 1;
+        len = size - 1;
     }
-    return (size_t)n;
+    /* one event, one line: a CR, LF or other control byte inside the message (from a subject,
+     * a URL, a feed) becomes a space, so no one can forge a log line */
+    for (size_t i = 0; i + 1 < len; i++)
+        if ((unsigned char)out[i] < 0x20 && out[i] != '\t')
+            out[i] = ' ';
+    return len;
 }
 
 /* log_write_all - write the whole buffer, retrying on EINTR and short writes. */

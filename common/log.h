@@ -53,7 +53,8 @@ void log_msg(log_level_t level, const char *fmt, ...) __attribute__((format(prin
 void log_vmsg(log_level_t level, const char *fmt, va_list ap);
 
 /* log_format_text_line - format "<ctime> <Level>: <message>\n" for time t into out (size
- * bytes, truncated but newline-terminated); returns the length. Used by the logger daemon for
+ * bytes, truncated but newline-terminated; control bytes in the message, CR and LF included,
+ * become spaces so that one event is always one line); returns the length. Used by the logger daemon for
  * the seed-format files it writes on behalf of other stages. */
 size_t log_format_text_line(char *out, size_t size, time_t t, log_level_t level, const char *message);
 

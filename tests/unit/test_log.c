@@ -351,6 +351,10 @@ static void test_format_text_line(void **state)
         {1648585224, LOG_LEVEL_INFO, "", "Tue Mar 29 20:20:24 2022 Info: \n"},
         {1648585224, LOG_LEVEL_INFO, "100% %s %d", "Tue Mar 29 20:20:24 2022 Info: 100% %s %d\n"}, /* not a format */
         {1648585224, (log_level_t)42, "odd", "Tue Mar 29 20:20:24 2022 Info: odd\n"},
+        /* no forged lines: CR, LF and other control bytes become spaces, tabs stay */
+        {1648585224, LOG_LEVEL_INFO, "Subject a\nTue Mar 29 20:20:25 2022 Info: forged",
+         "Tue Mar 29 20:20:24 2022 Info: Subject a Tue Mar 29 20:20:25 2022 Info: forged\n"},
+        {1648585224, LOG_LEVEL_INFO, "a\r\nb\x01" "c\td", "Tue Mar 29 20:20:24 2022 Info: a  b c\td\n"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         n = log_format_text_line(out, sizeof(out), cases[i].t, cases[i].level, cases[i].message);
