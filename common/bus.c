@@ -510,16 +510,15 @@ static int bus_ensure_group(bus_t *self, bus_edge_t *e)
     return -1;
 }
 
-/* bus_hand_back - make entries of an edge dispatchable again at once (idle time set past the
- * acknowledgement timeout, so the next XAUTOCLAIM takes them). */
-static void bus_hand_back(bus_t *self, bus_edge_t *e, const char *const *entries, size_t n)
+/* bus_claim - claim entries of an edge for this instance (XCLAIM ... JUSTID); with idle_ms >= 0
+ * their idle time is set to it, otherwise reset (a renewal). 0 or -1. */
+static int bus_claim(bus_t *self, bus_edge_t *e, const char *const *entries, size_t n, int64_t idle_ms)
 {
     if (n == 0)
-        return;
-    size_t argc = 9 + n;
-    const char **argv = util_xcalloc(argc, sizeof(*argv));
+        return 0;
+    const char **argv = util_xcalloc(n + 9, sizeof(*argv));
     char idle[24];
-    snprintf(idle, sizeof(idle), "%lld", (long long)self->ack_timeout_ms + 1);
+    snprintf(idle, sizeof(idle), "%lld", (long long)idle_ms);
     size_t a = 0;
     argv[a++] = "XCLAIM";
     argv[a++] = e->stream_key;
@@ -528,16 +527,39 @@ static void bus_hand_back(bus_t *self, bus_edge_t *e, const char *const *entries
     argv[a++] = "0";
     for (size_t i = 0; i < n; i++)
         argv[a++] = entries[i];
-    argv[a++] = "IDLE";
-    argv[a++] = idle;
+    if (idle_ms >= 0) {
+        argv[a++] = "IDLE";
+        argv[a++] = idle;
+    }
     argv[a++] = "JUSTID";
     redisReply *r = redis_conn_commandargv(self->redis, (int)a, argv, NULL);
-    if (r)
-        freeReplyObject(r);
-    else
+    free(argv);
+    if (!r)
+        return -1;
+    freeReplyObject(r);
+    return 0;
+}
+
+/* bus_hand_back - make entries of an edge dispatchable again at once (idle time set past the
+ * acknowledgement timeout, so the next XAUTOCLAIM takes them). */
+static void bus_hand_back(bus_t *self, bus_edge_t *e, const char *const *entries, size_t n)
+{
+    if (bus_claim(self, e, entries, n, self->ack_timeout_ms + 1) < 0)
         log_warning("bus: cannot hand back %zu %s records: %s (they return after %lld ms)", n, e->name,
                     redis_conn_errstr(self->redis), (long long)self->ack_timeout_ms);
-    free(argv);
+}
+
+/* bus_held_ids - the entry ids held for an edge (array owned by the caller, ids by the held
+ * deliveries). */
+static const char **bus_held_ids(bus_t *self, bus_edge_t *e, size_t *count)
+{
+    const char **ids = util_xcalloc(zlistx_size(self->held) + 1, sizeof(*ids));
+    size_t n = 0;
+    for (bus_held_t *h = zlistx_first(self->held); h; h = zlistx_next(self->held))
+        if (h->edge == e)
+            ids[n++] = h->d.entry_id;
+    *count = n;
+    return ids;
 }
 
 /* ---------------------------------------------------------------- dispatcher side */
@@ -1197,29 +1219,11 @@ void bus_delivery_release(bus_t *self, bus_delivery_t **dp, bool hand_back)
 static void bus_touch_held(bus_t *self)
 {
     for (size_t i = 0; i < self->nedges; i++) {
-        bus_edge_t *e = &self->edges[i];
-        size_t n = 0;
-        const char **ids = util_xcalloc(zlistx_size(self->held) + 1, sizeof(*ids));
-        for (bus_held_t *h = zlistx_first(self->held); h; h = zlistx_next(self->held))
-            if (h->edge == e)
-                ids[n++] = h->d.entry_id;
-        if (n) {
-            size_t argc = 6 + n;
-            const char **argv = util_xcalloc(argc, sizeof(*argv));
-            size_t a = 0;
-            argv[a++] = "XCLAIM";
-            argv[a++] = e->stream_key;
-            argv[a++] = BUS_GROUP;
-            argv[a++] = self->instance;
-            argv[a++] = "0";
-            for (size_t j = 0; j < n; j++)
-                argv[a++] = ids[j];
-            argv[a++] = "JUSTID";
-            redisReply *r = redis_conn_commandargv(self->redis, (int)a, argv, NULL);
-            if (r)
-                freeReplyObject(r);
-            free(argv);
-        }
+        size_t n;
+        const char **ids = bus_held_ids(self, &self->edges[i], &n);
+        if (bus_claim(self, &self->edges[i], ids, n, -1) < 0)
+            log_warning("bus: %s: cannot renew the claim on %zu held records: %s", self->edges[i].name, n,
+                        redis_conn_errstr(self->redis));
         free(ids);
     }
 }
@@ -1397,11 +1401,8 @@ void bus_stop(bus_t *self)
     }
     for (size_t i = 0; i < self->nedges; i++) {
         bus_edge_t *e = &self->edges[i];
-        const char **ids = util_xcalloc(zlistx_size(self->held) + 1, sizeof(*ids));
-        size_t n = 0;
-        for (bus_held_t *h = zlistx_first(self->held); h; h = zlistx_next(self->held))
-            if (h->edge == e)
-                ids[n++] = h->d.entry_id;
+        size_t n;
+        const char **ids = bus_held_ids(self, e, &n);
         if (n)
             log_info("bus: %s: handing back %zu records not finished", e->name, n);
         bus_hand_back(self, e, ids, n);

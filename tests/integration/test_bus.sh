@@ -174,4 +174,25 @@ wait_until 10 "the stream garbage counted" at_least $((before_malformed + 1)) st
 edge_empty() { [ "$(xlen "$1")" = 0 ]; }
 wait_until 10 "the stream garbage removed" edge_empty a6
 echo "ok: $(stat_of a6.malformed_frames) malformed, $(stat_of a6.oversized_frames) oversized, $(stat_of '?.malformed_frames') unattributed dropped; flow continued"
+rcli flushall >/dev/null
+
+echo "== graceful stop hands back what a consumer holds"
+# with a one-minute acknowledgement timeout, records held by a stopped consumer would wait a
+# minute; handed back, they are dispatched to the other consumer at once
+cat >"$WORK/long.conf" <<EOC
+[bus]
+ack_timeout = 60s
+heartbeat = 100ms
+capacity = 8
+EOC
+LONG=("$TOOLS/bus_peer" -c "$WORK/long.conf" --redis "$REDIS_URL")
+spawn prod7 "${LONG[@]}" produce --edge a7 --count 50 --prefix g --stay
+spawn slow7 "${LONG[@]}" sink --in a7 --out s7 --delay-ms 200
+wait_until 20 "the slow consumer to hold a full window" at_least 8 queue_field a7 in_flight
+spawn fast7 "${LONG[@]}" sink --in a7 --out s7
+stop_gracefully slow7
+[ "$STOP_STATUS" = 0 ] || fail "the stopped consumer exited $STOP_STATUS"
+wait_until 20 "all 50 records, well before the 60 s timeout" sink_has s7 50
+[ "$(xlen s7)" = 50 ] || fail "$(xlen s7) outputs, expected 50"
+echo "ok: the stopped consumer's records went to the other one without waiting for the timeout"
 echo "all bus properties hold"
