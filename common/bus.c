@@ -28,6 +28,7 @@
 #define BUS_READ_BATCH 128
 #define BUS_DEAD_MAXLEN 10000
 #define BUS_MAX_ENTRY_ID 48
+#define BUS_NOT_DUPLICATE 3 /* internal commit status: a duplicate-only commit found none */
 
 typedef struct bus_edge bus_edge_t;
 
@@ -102,6 +103,7 @@ struct bus {
 
 struct bus_commit {
     bus_t *bus;
+    bool duplicate_only; /* only acknowledge the input if it is a duplicate */
     bool has_input;
     char input_edge[BUS_MAX_EDGE + 1];
     char *input_entry, *input_record;
@@ -234,7 +236,8 @@ static redis_script_t BUS_COMMIT_SCRIPT = {
         "  redis.call('XDEL', KEYS[1], entry)\n"
         "  return 1\n"
         "end\n"
-        "local base = 8\n"
+        "if ARGV[8] == '1' then return 3 end\n"
+        "local base = 9\n"
         "local checked = {}\n"
         "for i = 0, nout - 1 do\n"
         "  local o = base + i * 5\n"
@@ -380,7 +383,7 @@ bus_status_t bus_commit_run(bus_commit_t *c)
     bus_t *self = c->bus;
     size_t nout = zlistx_size(c->outputs), nset = zlistx_size(c->hsets);
     size_t nkeys = 2 + nout + nset;
-    size_t nargs = 7 + nout * 5 + nset * 3;
+    size_t nargs = 8 + nout * 5 + nset * 3;
     size_t total = nkeys + nargs;
     const char **argv = util_xcalloc(total, sizeof(*argv));
     size_t *lens = util_xcalloc(total, sizeof(*lens));
@@ -418,6 +421,7 @@ bus_status_t bus_commit_run(bus_commit_t *c)
     BUS_ARG_NUM(self->max_waiting);
     BUS_ARG_NUM(nout);
     BUS_ARG_NUM(nset);
+    BUS_ARG_STR(c->duplicate_only ? "1" : "0", 1);
     char (*keyidx)[24] = util_xcalloc(nout + nset + 1, sizeof(*keyidx));
     size_t nidx = 0;
     for (bus_output_t *o = zlistx_first(c->outputs); o; o = zlistx_next(c->outputs)) {
@@ -956,6 +960,22 @@ static void bus_send_get(bus_t *self, bus_peer_t *p)
     p->received_at_get = p->received;
 }
 
+/* bus_hold_for_retry - keep a delivery that could not be processed now and schedule the next
+ * attempt with capped exponential backoff (100 ms doubling to 5 s). */
+static void bus_hold_for_retry(bus_t *self, bus_edge_t *e, const bus_delivery_t *d, bus_held_t *held)
+{
+    if (!held) {
+        held = bus_held_new(e, d);
+        held->backoff_ms = 100;
+        zlistx_add_end(self->held, held);
+    } else {
+        held->backoff_ms = held->backoff_ms * 2 > 5000 ? 5000 : held->backoff_ms * 2;
+    }
+    held->next_attempt_ms = util_monotonic_ms() + held->backoff_ms;
+    log_debug("bus: %s record %s not processed (%s); retry in %lld ms", e->name, d->record_id, bus_errstr(self),
+              (long long)held->backoff_ms);
+}
+
 /* bus_handle - run the handler on a delivery; keeps it for a retry when it fails. */
 static void bus_handle(bus_t *self, bus_edge_t *e, const bus_delivery_t *d, bus_held_t *held)
 {
@@ -978,28 +998,26 @@ static void bus_handle(bus_t *self, bus_edge_t *e, const bus_delivery_t *d, bus_
             bus_delete_item(self->held, held);
         return;
     }
-    if (!held) {
-        held = bus_held_new(e, d);
-        held->backoff_ms = 100;
-        zlistx_add_end(self->held, held);
-    } else {
-        held->backoff_ms = held->backoff_ms * 2 > 5000 ? 5000 : held->backoff_ms * 2;
-    }
-    held->next_attempt_ms = util_monotonic_ms() + held->backoff_ms;
-    log_debug("bus: %s record %s not processed (%s); retry in %lld ms", e->name, d->record_id, bus_errstr(self),
-              (long long)held->backoff_ms);
+    bus_hold_for_retry(self, e, d, held);
 }
 
-/* bus_is_duplicate - whether the record id was already committed on the edge (1), not (0), or
- * the check failed (-1). */
-static int bus_is_duplicate(bus_t *self, bus_edge_t *e, const char *rid, size_t len)
+/* bus_deliver - a delivery received, or due for another attempt: acknowledged at once when its
+ * record id was already committed on the edge (the handler is not called), handled otherwise. */
+static void bus_deliver(bus_t *self, bus_edge_t *e, const bus_delivery_t *d, bus_held_t *held)
 {
-    redisReply *r = redis_conn_command(self->redis, "ZSCORE %s %b", e->done_key, rid, len);
-    if (!r)
-        return -1;
-    int dup = r->type == REDIS_REPLY_STRING;
-    freeReplyObject(r);
-    return dup;
+    bus_commit_t *c = bus_commit_new(self, d);
+    c->duplicate_only = true;
+    bus_status_t st = bus_commit_run(c);
+    bus_commit_destroy(&c);
+    if (st == BUS_DUPLICATE) {
+        log_debug("bus: %s record %s is a duplicate; acknowledged", e->name, d->record_id);
+        if (held)
+            bus_delete_item(self->held, held);
+    } else if ((int)st == BUS_NOT_DUPLICATE) {
+        bus_handle(self, e, d, held);
+    } else {
+        bus_hold_for_retry(self, e, d, held);
+    }
 }
 
 /* bus_entry_id_valid - a stream entry id: <digits>-<digits>. */
@@ -1060,21 +1078,7 @@ static int bus_on_peer(zloop_t *loop, zsock_t *sock, void *arg)
         char *entry_id = zframe_strdup(entry);
         char *record_id = zframe_strdup(rid);
         bus_delivery_t d = {e->name, entry_id, record_id, (const char *)zframe_data(payload), zframe_size(payload)};
-        int dup = bus_is_duplicate(self, e, record_id, strlen(record_id));
-        if (dup == 1) {
-            bus_commit_t *c = bus_commit_new(self, &d); /* acknowledges it as a duplicate */
-            if (bus_commit_run(c) == BUS_OK)
-                e->counters.duplicates++, e->counters.committed--;
-            bus_commit_destroy(&c);
-            log_debug("bus: %s record %s is a duplicate; acknowledged", e->name, record_id);
-        } else if (dup < 0) {
-            bus_held_t *h = bus_held_new(e, &d);
-            h->backoff_ms = 100;
-            h->next_attempt_ms = util_monotonic_ms() + h->backoff_ms;
-            zlistx_add_end(self->held, h);
-        } else {
-            bus_handle(self, e, &d, NULL);
-        }
+        bus_deliver(self, e, &d, NULL);
         free(entry_id);
         free(record_id);
         zmsg_destroy(&msg);
@@ -1239,18 +1243,7 @@ static void bus_retry_held(bus_t *self, int64_t now)
             continue;
         if (h->kept || h->next_attempt_ms > now)
             continue;
-        int dup = bus_is_duplicate(self, h->edge, h->d.record_id, strlen(h->d.record_id));
-        if (dup == 0) {
-            bus_handle(self, h->edge, &h->d, h);
-        } else if (dup == 1) {
-            bus_commit_t *c = bus_commit_new(self, &h->d);
-            if (bus_commit_run(c) == BUS_OK)
-                h->edge->counters.duplicates++, h->edge->counters.committed--;
-            bus_commit_destroy(&c);
-            bus_delete_item(self->held, h);
-        } else {
-            h->next_attempt_ms = now + h->backoff_ms;
-        }
+        bus_deliver(self, h->edge, &h->d, h);
     }
     free(items);
 }

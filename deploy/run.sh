@@ -23,7 +23,8 @@ stop_all() {
     [ -n "$OWN_REDIS" ] && redis-cli -p "$OWN_REDIS" shutdown >/dev/null 2>&1
     echo "stopped"
 }
-trap stop_all INT TERM EXIT
+trap "stop_all; exit 0" INT TERM
+trap stop_all EXIT
 
 if [ -z "${REDIS_URL:-}" ]; then
     OWN_REDIS=${CLAWBACK_REDIS_PORT:-6390}
