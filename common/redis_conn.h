@@ -24,15 +24,19 @@ typedef struct {
     char *password; /* NULL when none */
 } redis_conn_address_t;
 
-/* redis_conn_parse_url - parse redis://[:PASSWORD@]HOST[:PORT][/DB]; 0, or -1 with a reason in
- * err. On success the caller releases out with redis_conn_address_release(). */
+/* redis_conn_parse_url - parse redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]; 0, or -1 with a reason
+ * in err (which never shows the password). USER is ignored (AUTH sends the password alone); the
+ * password ends at the last '@' before the first '/', and is not percent-decoded. On success the
+ * caller releases out with redis_conn_address_release(). */
 int redis_conn_parse_url(const char *url, redis_conn_address_t *out, char *err, size_t errsize);
 void redis_conn_address_release(redis_conn_address_t *addr);
 
 typedef struct redis_conn redis_conn_t;
 
 /* redis_conn_new - a connection to url (not yet opened); password, when non-NULL, overrides
- * the URL's. Returns NULL with a reason in err when the URL is bad. Caller owns the result. */
+ * the URL's. timeout_ms bounds connecting and each reply (0 or less: no timeout). Returns NULL
+ * with a reason in err when the URL is bad. Caller owns the result. A SIGPIPE raised by a write
+ * to a reset connection is absorbed (the command fails), so callers need not ignore SIGPIPE. */
 redis_conn_t *redis_conn_new(const char *url, const char *password, int64_t timeout_ms, char *err,
                              size_t errsize);
 /* redis_conn_destroy - close and free; accepts NULL, clears the pointer. */
