@@ -1298,9 +1298,16 @@ static void bus_heartbeat(bus_t *self, int64_t now_mono)
             void **items = bus_snapshot(e->remotes, &n);
             for (size_t j = 0; j < n; j++) {
                 bus_remote_t *rm = items[j];
-                if (now_mono - rm->last_seen_ms > 3 * self->heartbeat_ms) {
-                    log_debug("bus: %s: consumer connection silent, forgotten", e->name);
+                int64_t silent = now_mono - rm->last_seen_ms;
+                /* silent: send it nothing more, but keep its counts, so that when it speaks
+                 * again (a slow handler, not a dead process) the window still accounts for
+                 * what is in transit to it; long silent: a dead consumer, forget it */
+                if (silent > 10 * (self->ack_timeout_ms + 3 * self->heartbeat_ms)) {
+                    log_debug("bus: %s: consumer connection silent for %lld ms, forgotten", e->name,
+                              (long long)silent);
                     bus_delete_item(e->remotes, rm);
+                } else if (silent > 3 * self->heartbeat_ms) {
+                    rm->window = 0;
                 }
             }
             free(items);
