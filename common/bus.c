@@ -29,6 +29,7 @@
 #define BUS_DEAD_MAXLEN 10000
 #define BUS_MAX_ENTRY_ID 48
 #define BUS_NOT_DUPLICATE 3 /* internal commit status: a duplicate-only commit found none */
+#define BUS_UNKNOWN_ENTRY 4 /* internal commit status: the entry is not in the stream */
 
 typedef struct bus_edge bus_edge_t;
 
@@ -75,6 +76,8 @@ struct bus_edge {
     zlistx_t *peers;   /* bus_peer_t*, consumer side */
     zlistx_t *remotes; /* bus_remote_t*, dispatcher side */
     char claim_cursor[BUS_MAX_ENTRY_ID];
+    int64_t next_claim_ms; /* monotonic time of the next XAUTOCLAIM */
+    int64_t next_prune_ms; /* monotonic time of the next bus_prune */
     bool has_room;
     int64_t room_checked_ms;
     bus_counters_t counters;
@@ -97,13 +100,17 @@ struct bus {
     zlistx_t *held;              /* bus_held_t* */
     const bus_delivery_t *current; /* the delivery being handled */
     bool current_done;
+    bool current_failed; /* a commit consuming it failed during the handler call */
     bool stopped;
+    int64_t next_redis_warning_ms; /* Redis failures are logged at most every 10 s */
+    int64_t redis_failures;        /* since the last warning */
     char errstr[512];
 };
 
 struct bus_commit {
     bus_t *bus;
     bool duplicate_only; /* only acknowledge the input if it is a duplicate */
+    bool invalid;        /* an output was refused: the commit cannot run */
     bool has_input;
     char input_edge[BUS_MAX_EDGE + 1];
     char *input_entry, *input_record;
@@ -131,6 +138,20 @@ static void bus_set_error(bus_t *self, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(self->errstr, sizeof(self->errstr), fmt, ap);
     va_end(ap);
+}
+
+/* bus_warn_redis - log a failed Redis command, at most once every 10 s (a Redis outage would
+ * otherwise log on every tick), with the number of failures since the last line. */
+static void bus_warn_redis(bus_t *self, const bus_edge_t *e, const char *what)
+{
+    int64_t now = util_monotonic_ms();
+    self->redis_failures++;
+    if (now < self->next_redis_warning_ms)
+        return;
+    log_warning("bus: %s: %s: %s (%lld Redis failures in the last 10 s)", e->name, what,
+                redis_conn_errstr(self->redis), (long long)self->redis_failures);
+    self->redis_failures = 0;
+    self->next_redis_warning_ms = now + 10000;
 }
 
 const char *bus_errstr(const bus_t *self)
@@ -236,7 +257,10 @@ static redis_script_t BUS_COMMIT_SCRIPT = {
         "  redis.call('XDEL', KEYS[1], entry)\n"
         "  return 1\n"
         "end\n"
-        "if ARGV[8] == '1' then return 3 end\n"
+        "if ARGV[8] == '1' then\n"
+        "  if #redis.call('XRANGE', KEYS[1], entry, entry) == 0 then return 4 end\n"
+        "  return 3\n"
+        "end\n"
         "local base = 9\n"
         "local checked = {}\n"
         "for i = 0, nout - 1 do\n"
@@ -339,11 +363,20 @@ static void bus_commit_add_to_key(bus_commit_t *c, const char *key, const char *
     zlistx_add_end(c->outputs, o);
 }
 
-void bus_commit_add(bus_commit_t *c, const char *edge, const char *record_id, const void *payload, size_t len)
+int bus_commit_add(bus_commit_t *c, const char *edge, const char *record_id, const void *payload, size_t len)
 {
+    size_t idlen = record_id ? strlen(record_id) : 0;
+    if (!bus_edge_name_valid(edge, strlen(edge)) || idlen == 0 || idlen > RECORD_MAX_ID ||
+        len > (size_t)c->bus->max_record) {
+        bus_set_error(c->bus, "cannot add to %s: %s", edge,
+                      len > (size_t)c->bus->max_record ? "record larger than max_record" : "bad edge or record id");
+        c->invalid = true;
+        return -1;
+    }
     char key[96];
     bus_key(key, sizeof(key), edge, "q");
     bus_commit_add_to_key(c, key, record_id, payload, len, 0, NULL);
+    return 0;
 }
 
 int bus_commit_add_record(bus_commit_t *c, const char *edge, const record_desc_t *desc, const void *record,
@@ -352,8 +385,10 @@ int bus_commit_add_record(bus_commit_t *c, const char *edge, const record_desc_t
     msgpack_sbuffer buf;
     msgpack_sbuffer_init(&buf);
     int rc = record_encode(desc, record, &buf, err, errsize);
-    if (rc == 0)
-        bus_commit_add(c, edge, ((const record_verdict_t *)record)->id, buf.data, buf.size);
+    if (rc == 0 && bus_commit_add(c, edge, ((const record_verdict_t *)record)->id, buf.data, buf.size) < 0) {
+        snprintf(err, errsize, "%s", bus_errstr(c->bus));
+        rc = -1;
+    }
     msgpack_sbuffer_destroy(&buf);
     return rc;
 }
@@ -365,6 +400,14 @@ void bus_commit_hset(bus_commit_t *c, const char *key, const char *field, const 
     h->field = util_xstrdup(field);
     h->value = util_xstrdup(value);
     zlistx_add_end(c->hsets, h);
+}
+
+/* bus_note_failed_commit - remember that a commit consuming the delivery being handled failed,
+ * so that a handler returning 0 anyway is not taken as "processed, nothing to write". */
+static void bus_note_failed_commit(bus_t *self, const bus_commit_t *c)
+{
+    if (self->current && c->has_input && strcmp(self->current->entry_id, c->input_entry) == 0)
+        self->current_failed = true;
 }
 
 /* bus_mark_no_room - remember that an edge was found full. */
@@ -381,6 +424,10 @@ static void bus_mark_no_room(bus_t *self, const char *key)
 bus_status_t bus_commit_run(bus_commit_t *c)
 {
     bus_t *self = c->bus;
+    if (c->invalid) {
+        bus_note_failed_commit(self, c);
+        return BUS_ERROR; /* bus_commit_add said why */
+    }
     size_t nout = zlistx_size(c->outputs), nset = zlistx_size(c->hsets);
     size_t nkeys = 2 + nout + nset;
     size_t nargs = 8 + nout * 5 + nset * 3;
@@ -465,7 +512,10 @@ bus_status_t bus_commit_run(bus_commit_t *c)
             in_edge->counters.duplicates++;
         if (self->current && c->has_input && strcmp(self->current->entry_id, c->input_entry) == 0)
             self->current_done = true;
-    } else if (status == BUS_FULL) {
+    } else if ((int)status != BUS_NOT_DUPLICATE && (int)status != BUS_UNKNOWN_ENTRY) {
+        bus_note_failed_commit(self, c);
+    }
+    if (status == BUS_FULL) {
         for (bus_output_t *o = zlistx_first(c->outputs); o; o = zlistx_next(c->outputs))
             if (o->maxlen == 0)
                 bus_mark_no_room(self, o->key);
@@ -617,13 +667,15 @@ static const redisReply *bus_reply_field(const redisReply *fields, const char *n
     return NULL;
 }
 
+static void bus_set_aside_entry(bus_t *self, bus_edge_t *e, const redisReply *entry);
+
 /* bus_dispatch_entries - send each [id, fields] entry to consumers with credit; entries that
  * cannot be sent are handed back. Returns how many were sent. */
 static size_t bus_dispatch_entries(bus_t *self, bus_edge_t *e, const redisReply *entries, bool redispatch)
 {
     size_t sent = 0;
     const char **unsent = util_xcalloc(entries->elements + 1, sizeof(*unsent));
-    const char **bad = util_xcalloc(entries->elements + 1, sizeof(*bad));
+    const redisReply **bad = util_xcalloc(entries->elements + 1, sizeof(*bad));
     size_t nunsent = 0, nbad = 0;
     bus_remote_t *r = zlistx_first(e->remotes);
     for (size_t i = 0; i < entries->elements; i++) {
@@ -633,8 +685,9 @@ static size_t bus_dispatch_entries(bus_t *self, bus_edge_t *e, const redisReply 
         const char *id = entry->element[0]->str;
         const redisReply *rid = bus_reply_field(entry->element[1], "i");
         const redisReply *payload = bus_reply_field(entry->element[1], "r");
-        if (!rid || !payload || rid->len == 0 || rid->len > RECORD_MAX_ID) {
-            bad[nbad++] = id; /* not one of ours: acknowledge it away */
+        if (!rid || !payload || rid->len == 0 || rid->len > RECORD_MAX_ID || memchr(rid->str, '\0', rid->len) ||
+            payload->len > (size_t)self->max_record) {
+            bad[nbad++] = entry; /* never sendable: set aside */
             continue;
         }
         bool done = false;
@@ -656,21 +709,52 @@ static size_t bus_dispatch_entries(bus_t *self, bus_edge_t *e, const redisReply 
         }
     }
     bus_hand_back(self, e, unsent, nunsent);
-    if (nbad) {
-        log_warning("bus: %s: %zu stream entries without record fields acknowledged and removed", e->name, nbad);
-        e->counters.malformed_frames += (int64_t)nbad;
-        for (size_t i = 0; i < nbad; i++) {
-            redisReply *x = redis_conn_command(self->redis, "XACK %s %s %s", e->stream_key, BUS_GROUP, bad[i]);
-            if (x)
-                freeReplyObject(x);
-            x = redis_conn_command(self->redis, "XDEL %s %s", e->stream_key, bad[i]);
-            if (x)
-                freeReplyObject(x);
-        }
-    }
+    for (size_t i = 0; i < nbad; i++)
+        bus_set_aside_entry(self, e, bad[i]);
     free(unsent);
     free(bad);
     return sent;
+}
+
+/* bus_set_aside_entry - move a stream entry that cannot be dispatched (no record fields, a bad
+ * record id, larger than max_record) to the dead-letter stream, then remove it. */
+static void bus_set_aside_entry(bus_t *self, bus_edge_t *e, const redisReply *entry)
+{
+    const char *id = entry->element[0]->str;
+    const redisReply *rid = bus_reply_field(entry->element[1], "i");
+    const redisReply *payload = bus_reply_field(entry->element[1], "r");
+    const char *why = !rid || !payload ? "stream entry without record fields"
+                      : payload && payload->len > (size_t)self->max_record ? "record larger than max_record"
+                                                                           : "bad record id";
+    char maxlen[24];
+    snprintf(maxlen, sizeof(maxlen), "%d", BUS_DEAD_MAXLEN);
+    const char *argv[] = {"XADD", e->dead_key, "MAXLEN", "~", maxlen, "*", "i", "", "r", "", "why", why, "entry", id};
+    size_t lens[UTIL_ARRAY_LEN(argv)];
+    for (size_t i = 0; i < UTIL_ARRAY_LEN(argv); i++)
+        lens[i] = strlen(argv[i]);
+    if (rid) {
+        argv[7] = rid->str;
+        lens[7] = rid->len > RECORD_MAX_ID ? RECORD_MAX_ID : rid->len;
+    }
+    if (payload) {
+        argv[9] = payload->str;
+        lens[9] = payload->len;
+    }
+    /* dead letter first: a failure in between leaves a copy, never a loss */
+    redisReply *x = redis_conn_commandargv(self->redis, (int)UTIL_ARRAY_LEN(argv), argv, lens);
+    if (!x) {
+        bus_warn_redis(self, e, "cannot set an entry aside");
+        return;
+    }
+    freeReplyObject(x);
+    x = redis_conn_command(self->redis, "XACK %s %s %s", e->stream_key, BUS_GROUP, id);
+    if (x)
+        freeReplyObject(x);
+    x = redis_conn_command(self->redis, "XDEL %s %s", e->stream_key, id);
+    if (x)
+        freeReplyObject(x);
+    e->counters.dead++;
+    log_warning("bus: %s: entry %s set aside: %s", e->name, id, why);
 }
 
 /* bus_total_credit - the sum of the credit of an edge's consumer connections. */
@@ -682,9 +766,18 @@ static int64_t bus_total_credit(bus_edge_t *e)
     return total;
 }
 
-/* bus_pump - read new entries and dispatch them while consumers have credit. */
+static void bus_autoclaim(bus_t *self, bus_edge_t *e);
+
+/* bus_pump - dispatch while consumers have credit: first what was not committed in time (so a
+ * backlog of new records can never starve it), then new entries. */
 static void bus_pump(bus_t *self, bus_edge_t *e)
 {
+    int64_t now = util_monotonic_ms();
+    if (now >= e->next_claim_ms) {
+        int64_t every = self->ack_timeout_ms / 4 < self->heartbeat_ms ? self->ack_timeout_ms / 4 : self->heartbeat_ms;
+        e->next_claim_ms = now + (every > 10 ? every : 10);
+        bus_autoclaim(self, e);
+    }
     for (int rounds = 0; rounds < 64; rounds++) {
         int64_t credit = bus_total_credit(e);
         if (credit <= 0)
@@ -696,7 +789,7 @@ static void bus_pump(bus_t *self, bus_edge_t *e)
             if (strstr(redis_conn_errstr(self->redis), "NOGROUP"))
                 bus_ensure_group(self, e);
             else
-                log_warning("bus: %s: cannot read: %s", e->name, redis_conn_errstr(self->redis));
+                bus_warn_redis(self, e, "cannot read");
             return;
         }
         size_t sent = 0, got = 0;
@@ -722,7 +815,7 @@ static void bus_autoclaim(bus_t *self, bus_edge_t *e)
                                        self->instance, (long long)self->ack_timeout_ms, e->claim_cursor,
                                        (long long)(credit < BUS_READ_BATCH ? credit : BUS_READ_BATCH));
     if (!r) {
-        log_warning("bus: %s: cannot claim: %s", e->name, redis_conn_errstr(self->redis));
+        bus_warn_redis(self, e, "cannot claim");
         return;
     }
     if (r->type == REDIS_REPLY_ARRAY && r->elements >= 2 && r->element[0]->type == REDIS_REPLY_STRING &&
@@ -981,8 +1074,11 @@ static void bus_handle(bus_t *self, bus_edge_t *e, const bus_delivery_t *d, bus_
 {
     self->current = d;
     self->current_done = false;
+    self->current_failed = false;
     int rc = e->handler(self, d, e->arg);
     bool done = self->current_done;
+    if (rc == 0 && !done && self->current_failed)
+        rc = -1; /* it tried to commit and could not: not "nothing to write" */
     self->current = NULL;
     if (rc == 0 && !done) {
         /* processed with nothing to write: acknowledge with an empty commit */
@@ -1015,26 +1111,40 @@ static void bus_deliver(bus_t *self, bus_edge_t *e, const bus_delivery_t *d, bus
             bus_delete_item(self->held, held);
     } else if ((int)st == BUS_NOT_DUPLICATE) {
         bus_handle(self, e, d, held);
+    } else if ((int)st == BUS_UNKNOWN_ENTRY) {
+        /* not (or no longer) in the stream: committed elsewhere, or never dispatched by us */
+        e->counters.malformed_frames++;
+        log_warning("bus: %s: record %s names entry %s, which is not in the stream; dropped", e->name, d->record_id,
+                    d->entry_id);
+        if (held)
+            bus_delete_item(self->held, held);
     } else {
         bus_hold_for_retry(self, e, d, held);
     }
 }
 
-/* bus_entry_id_valid - a stream entry id: <digits>-<digits>. */
+/* bus_entry_id_valid - a stream entry id: <ms>-<seq>, each a decimal 64-bit unsigned number. */
 static bool bus_entry_id_valid(zframe_t *f)
 {
     size_t n = zframe_size(f);
     const char *p = (const char *)zframe_data(f);
-    if (n < 3 || n >= BUS_MAX_ENTRY_ID)
+    const char *dash = memchr(p, '-', n);
+    if (n < 3 || n >= BUS_MAX_ENTRY_ID || !dash)
         return false;
-    size_t dashes = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (p[i] == '-')
-            dashes++;
-        else if (p[i] < '0' || p[i] > '9')
+    const char *parts[2] = {p, dash + 1};
+    size_t lens[2] = {(size_t)(dash - p), n - (size_t)(dash - p) - 1};
+    for (int i = 0; i < 2; i++) {
+        if (lens[i] == 0 || lens[i] > 20)
             return false;
+        uint64_t v = 0;
+        for (size_t j = 0; j < lens[i]; j++) {
+            unsigned digit = (unsigned char)parts[i][j] - '0';
+            if (digit > 9 || v > (UINT64_MAX - digit) / 10)
+                return false;
+            v = v * 10 + digit;
+        }
     }
-    return dashes == 1 && p[0] != '-' && p[n - 1] != '-';
+    return true;
 }
 
 /* bus_on_peer - records (or garbage) from a dispatcher. */
@@ -1119,7 +1229,7 @@ static void bus_refresh_peers(bus_t *self, bus_edge_t *e, int64_t now)
 {
     redisReply *r = redis_conn_command(self->redis, "HGETALL %s", e->dispatchers_key);
     if (!r) {
-        log_warning("bus: %s: cannot read dispatchers: %s", e->name, redis_conn_errstr(self->redis));
+        bus_warn_redis(self, e, "cannot read dispatchers");
         return;
     }
     for (bus_peer_t *p = zlistx_first(e->peers); p; p = zlistx_next(e->peers))
@@ -1281,6 +1391,72 @@ static void bus_flush_counters(bus_t *self)
     free(replies);
 }
 
+static redis_script_t BUS_DELCONSUMER_SCRIPT = {
+    .source = "if #redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 1, ARGV[2]) == 0 then\n"
+              "  return redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2])\n"
+              "end\n"
+              "return -1\n",
+};
+
+/* bus_prune_announcements - remove the expired fields of an announcement hash (crashed
+ * instances never withdraw theirs). */
+static void bus_prune_announcements(bus_t *self, const char *key, int64_t now)
+{
+    redisReply *r = redis_conn_command(self->redis, "HGETALL %s", key);
+    for (size_t i = 0; r && r->type == REDIS_REPLY_ARRAY && i + 1 < r->elements; i += 2) {
+        int64_t expiry;
+        if (r->element[i]->type != REDIS_REPLY_STRING || r->element[i + 1]->type != REDIS_REPLY_STRING)
+            continue;
+        if (util_parse_int64(r->element[i + 1]->str, &expiry) < 0 || expiry < now) {
+            redisReply *x = redis_conn_command(self->redis, "HDEL %s %b", key, r->element[i]->str,
+                                               (size_t)r->element[i]->len);
+            if (x)
+                freeReplyObject(x);
+        }
+    }
+    if (r)
+        freeReplyObject(r);
+}
+
+/* bus_prune - keep an edge's bookkeeping bounded: forget record ids older than the dedup
+ * window, expired announcements, and group consumers (crashed instances) that hold nothing and
+ * have been idle for ten acknowledgement timeouts. Run by dispatchers once a minute. */
+static void bus_prune(bus_t *self, bus_edge_t *e, int64_t now)
+{
+    redisReply *r = redis_conn_command(self->redis, "ZREMRANGEBYSCORE %s -inf %lld", e->done_key,
+                                       (long long)(now - self->dedup_window_ms));
+    if (r)
+        freeReplyObject(r);
+    bus_prune_announcements(self, e->dispatchers_key, now);
+    bus_prune_announcements(self, e->consumers_key, now);
+    r = redis_conn_command(self->redis, "XINFO CONSUMERS %s %s", e->stream_key, BUS_GROUP);
+    for (size_t i = 0; r && r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
+        const redisReply *c = r->element[i];
+        const char *name = NULL;
+        long long pending = -1, idle = -1;
+        for (size_t j = 0; c->type == REDIS_REPLY_ARRAY && j + 1 < c->elements; j += 2) {
+            const redisReply *k = c->element[j], *v = c->element[j + 1];
+            if (k->type != REDIS_REPLY_STRING)
+                continue;
+            if (strcmp(k->str, "name") == 0 && v->type == REDIS_REPLY_STRING)
+                name = v->str;
+            else if (strcmp(k->str, "pending") == 0 && v->type == REDIS_REPLY_INTEGER)
+                pending = v->integer;
+            else if (strcmp(k->str, "idle") == 0 && v->type == REDIS_REPLY_INTEGER)
+                idle = v->integer;
+        }
+        if (name && pending == 0 && idle > 10 * self->ack_timeout_ms && strcmp(name, self->instance) != 0) {
+            /* atomically: only if it still holds nothing (it may have claimed since XINFO) */
+            const char *argv[] = {e->stream_key, BUS_GROUP, name};
+            redisReply *x = redis_conn_eval(self->redis, &BUS_DELCONSUMER_SCRIPT, 1, 3, argv, NULL);
+            if (x)
+                freeReplyObject(x);
+        }
+    }
+    if (r)
+        freeReplyObject(r);
+}
+
 /* bus_heartbeat - announcements, peers, windows, expiry of silent consumers, reclaiming. */
 static void bus_heartbeat(bus_t *self, int64_t now_mono)
 {
@@ -1311,11 +1487,10 @@ static void bus_heartbeat(bus_t *self, int64_t now_mono)
                 }
             }
             free(items);
-            bus_autoclaim(self, e);
-            r = redis_conn_command(self->redis, "ZREMRANGEBYSCORE %s -inf %lld", e->done_key,
-                                   (long long)(now - self->dedup_window_ms));
-            if (r)
-                freeReplyObject(r);
+            if (now_mono >= e->next_prune_ms) {
+                e->next_prune_ms = now_mono + 60000;
+                bus_prune(self, e, now);
+            }
         }
         if (e->consuming) {
             redisReply *r = redis_conn_command(self->redis, "HSET %s %s %lld", e->consumers_key, self->instance,

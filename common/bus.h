@@ -62,7 +62,12 @@ typedef struct {
     size_t len;
 } bus_delivery_t;
 
-/* bus_handler_fn - process one delivery. Return 0 when the delivery was committed
+/* bus_handler_fn - process one delivery. A delivery must be committed within ack_timeout of its
+ * dispatch, and up to `capacity` deliveries may wait behind it at the consumer: keep
+ * capacity x (handler time) well under ack_timeout, or keep the delivery (bus_delivery_keep,
+ * claim renewed) and finish the work asynchronously. Otherwise it is dispatched again: its
+ * second commit is refused as a duplicate, but the handler's side effects run twice.
+ * Return 0 when the delivery was committed
  * (bus_commit_run with it as input), set aside (bus_set_aside) or kept (bus_delivery_keep);
  * -1 when it could not be processed now (the bus retries it with backoff while it holds it). */
 typedef int (*bus_handler_fn)(bus_t *bus, const bus_delivery_t *delivery, void *arg);
@@ -97,8 +102,10 @@ typedef struct bus_commit bus_commit_t;
 /* bus_commit_new - start a commit; input (may be NULL) is the delivery it consumes. Caller
  * owns the result (bus_commit_destroy). */
 bus_commit_t *bus_commit_new(bus_t *self, const bus_delivery_t *input);
-/* bus_commit_add - add an encoded record with the given id to edge. */
-void bus_commit_add(bus_commit_t *commit, const char *edge, const char *record_id, const void *payload, size_t len);
+/* bus_commit_add - add an encoded record with the given id to edge. -1 (and the commit will
+ * refuse to run) when the edge name or the id is bad (1 to 128 bytes) or the record is larger
+ * than max_record: such a record could never be dispatched. */
+int bus_commit_add(bus_commit_t *commit, const char *edge, const char *record_id, const void *payload, size_t len);
 /* bus_commit_add_record - encode record (of type desc) and add it to edge; 0, or -1 when it
  * does not encode (err says why). */
 int bus_commit_add_record(bus_commit_t *commit, const char *edge, const record_desc_t *desc, const void *record,

@@ -182,17 +182,37 @@ spawn evil6 "${PEER[@]}" evil-dispatcher --edge a6 --count 10
 wait_until 20 "the evil dispatcher to finish" not_alive evil6
 wait_until 10 "consumer-side malformed frames counted" at_least $((before_malformed + 6)) stat_of a6.malformed_frames
 wait_until 10 "consumer-side oversized frames counted" at_least 3 stat_of a6.oversized_frames
-# raw garbage written straight into the stream is removed and counted too
-before_malformed=$(stat_of a6.malformed_frames)
+# entries written straight into the stream that can never be dispatched (no record fields, a
+# record larger than max_record, which libzmq would answer by cutting the connection) are set
+# aside into the dead-letter stream, and the consumer keeps its connection
 rcli xadd cb:bus:a6:q '*' garbage yes >/dev/null
+head -c 70000 /dev/zero | tr '\0' 'x' >"$WORK/big.bin"
+rcli -x xadd cb:bus:a6:q '*' i big-1 r <"$WORK/big.bin" >/dev/null
 alive prod6 && alive sink6 || fail "a process died on bad input"
 spawn prod6b "${PEER[@]}" produce --edge a6 --count 300 --prefix m2
 wait_until 30 "records after the garbage" sink_has s6 500
 [ "$(xlen s6)" = 500 ] || fail "$(xlen s6) outputs, expected 500"
-wait_until 10 "the stream garbage counted" at_least $((before_malformed + 1)) stat_of a6.malformed_frames
+wait_until 10 "the undispatchable entries set aside" at_least 2 queue_field a6 dead
+rcli xrange cb:bus:a6:dead - + | grep -q "record larger than max_record" || fail "oversized entry not set aside"
+rcli xrange cb:bus:a6:dead - + | grep -q "stream entry without record fields" || fail "garbage entry not set aside"
 edge_empty() { [ "$(xlen "$1")" = 0 ]; }
 wait_until 10 "the stream garbage removed" edge_empty a6
-echo "ok: $(stat_of a6.malformed_frames) malformed, $(stat_of a6.oversized_frames) oversized, $(stat_of '?.malformed_frames') unattributed dropped; flow continued"
+echo "ok: $(stat_of a6.malformed_frames) malformed, $(stat_of a6.oversized_frames) oversized, $(stat_of '?.malformed_frames') unattributed dropped, $(queue_field a6 dead) set aside; flow continued"
+rcli flushall >/dev/null
+
+echo "== records of a killed consumer are dispatched again even behind a backlog"
+spawn prod8 "${PEER[@]}" produce --edge a8 --count 3000 --prefix z --stay
+spawn sinkA8 "${PEER[@]}" sink --in a8 --out s8 --delay-ms 5
+spawn sinkB8 "${PEER[@]}" sink --in a8 --out s8 --delay-ms 5
+wait_until 20 "both consumers at work" sink_has s8 100
+kill_hard sinkA8
+wait_until 15 "the killed consumer's records dispatched again" at_least 1 stat_of a8.redispatched
+waiting=$(queue_field a8 waiting)
+[ "$waiting" -ge 500 ] || fail "re-dispatch waited for the backlog to drain ($waiting records left)"
+wait_until 60 "all 3000 records" sink_has s8 3000
+[ "$(xlen s8)" = 3000 ] || fail "$(xlen s8) outputs, expected 3000"
+echo "ok: re-dispatched with $waiting records still waiting; all 3000 committed once"
+kill_hard sinkB8; kill_hard prod8
 rcli flushall >/dev/null
 
 echo "== graceful stop hands back what a consumer holds"
