@@ -62,7 +62,8 @@ int daemon_add_timer(daemon_t *daemon, int64_t interval_ms, daemon_timer_fn fn, 
 void daemon_request_stop(daemon_t *daemon);
 
 /* daemon_decode - decode a delivery as a record of type desc into record; on failure the
- * delivery is set aside with the reason and -1 is returned (the handler returns 0 then). */
+ * delivery is set aside with the reason and -1 is returned (the handler returns 0 then: if the
+ * set-aside itself failed, the bus knows and retries the delivery instead of acknowledging). */
 int daemon_decode(bus_t *bus, const bus_delivery_t *delivery, const record_desc_t *desc, void *record);
 
 #endif
