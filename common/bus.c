@@ -1260,6 +1260,7 @@ static void bus_refresh_peers(bus_t *self, bus_edge_t *e, int64_t now)
         bus_peer_t *p = items[i];
         if (!p->seen) {
             log_info("bus: %s: dispatcher %s gone", e->name, p->endpoint);
+            bus_on_peer(self->loop, p->sock, p); /* what it sent before leaving is still good */
             zloop_reader_end(self->loop, p->sock);
             bus_delete_item(e->peers, p);
         }
