@@ -8,6 +8,7 @@
 #ifndef CLAWBACK_CLI_H
 #define CLAWBACK_CLI_H
 
+#include "message.h"
 #include "program.h"
 
 #define CLI_OK 0
@@ -33,5 +34,11 @@ config_t *cli_config(cli_t *cli);
 
 int cli_cmd_config(cli_t *cli, int argc, char **argv);
 int cli_cmd_queues(cli_t *cli, int argc, char **argv);
+int cli_cmd_url(cli_t *cli, int argc, char **argv);
+int cli_cmd_inspect(cli_t *cli, int argc, char **argv);
+
+/* cli_load_message - read and parse the message file at path ("-": standard input) into *msg
+ * (caller clears it). 0, or -1 after printing why. */
+int cli_load_message(const char *path, const message_context_t *ctx, message_t *msg);
 
 #endif

@@ -16,6 +16,18 @@ static const cli_command_t COMMANDS[] = {
      cli_cmd_config},
     {"queues", "show the depth of every bus edge (waiting, in flight, oldest age, counters)",
      "usage: clawback [-c FILE] [--redis URL] queues [--json]\n", cli_cmd_queues},
+    {"url", "canonicalize, unwrap or extract URLs as the index does",
+     "usage: clawback url canon [URL...]    Safe Browsing canonical form, one per line\n"
+     "       clawback url unwrap [URL...]   every layer of a wrapped or defanged URL\n"
+     "       clawback url extract FILE      every distinct canonical URL of a message\n"
+     "  with no URL, canon and unwrap read one URL per line from standard input\n",
+     cli_cmd_url},
+    {"inspect", "print every observable of a message as JSON",
+     "usage: clawback inspect [--client-ip IP] [--helo NAME] [--mail-from ADDR]\n"
+     "                        [--rcpt ADDR]... [--trusted NET]... FILE\n"
+     "  FILE is an RFC 5322 message (\"-\": standard input); --trusted names relays whose\n"
+     "  Received hops are skipped when finding the sender IP (default: loopback)\n",
+     cli_cmd_inspect},
 };
 
 static void cli_usage(FILE *out)

@@ -1,9 +1,13 @@
 /*
- * util.c - clocks, ids and checked allocation; see util.h.
+ * util.c - clocks, ids, checked allocation and bounded file reading; see util.h.
  */
 #include "util.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <stdbool.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -96,5 +100,67 @@ int util_parse_int64(const char *s, int64_t *out)
     if (errno || *end != '\0')
         return -1;
     *out = v;
+    return 0;
+}
+
+int util_read_file(const char *path, size_t max, char **data, size_t *len, char *err, size_t errlen)
+{
+    *data = NULL;
+    *len = 0;
+    bool is_stdin = strcmp(path, "-") == 0;
+    int fd = is_stdin ? STDIN_FILENO : open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return -1;
+    }
+    struct stat st;
+    if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
+        snprintf(err, errlen, "%s: is a directory", path);
+        close(fd);
+        return -1;
+    }
+    size_t cap = S_ISREG(st.st_mode) && st.st_size > 0 ? (size_t)st.st_size + 1 : 65536;
+    if (cap > max + 1)
+        cap = max + 1;
+    char *buf = util_xmalloc(cap + 1);
+    size_t n = 0;
+    for (;;) {
+        if (n == cap) {
+            if (cap > max) {
+                snprintf(err, errlen, "%s: larger than the limit of %zu bytes", path, max);
+                free(buf);
+                if (!is_stdin)
+                    close(fd);
+                return -1;
+            }
+            cap = cap * 2 > max + 1 ? max + 1 : cap * 2;
+            buf = util_xrealloc(buf, cap + 1);
+        }
+        ssize_t got = read(fd, buf + n, cap - n);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got < 0) {
+            snprintf(err, errlen, "%s: %s", path, strerror(errno));
+            free(buf);
+            if (!is_stdin)
+                close(fd);
+            return -1;
+        }
+        if (got == 0)
+            break;
+        n += (size_t)got;
+    }
+    if (n > max) {
+        snprintf(err, errlen, "%s: larger than the limit of %zu bytes", path, max);
+        free(buf);
+        if (!is_stdin)
+            close(fd);
+        return -1;
+    }
+    if (!is_stdin)
+        close(fd);
+    buf[n] = '\0';
+    *data = buf;
+    *len = n;
     return 0;
 }

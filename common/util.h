@@ -35,4 +35,8 @@ size_t util_strlcpy(char *dst, const char *src, size_t size);
 /* util_parse_int64 - parse a whole decimal string into *out; 0 on success, -1 otherwise. */
 int util_parse_int64(const char *s, int64_t *out);
 
+/* util_read_file - read a whole file ("-": standard input) of at most max bytes into *data
+ * (NUL-terminated, caller frees) and *len. 0, or -1 with a reason in err (nothing to free). */
+int util_read_file(const char *path, size_t max, char **data, size_t *len, char *err, size_t errlen);
+
 #endif

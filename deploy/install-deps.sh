@@ -5,13 +5,15 @@
 set -eu
 PACKAGES="build-essential pkg-config libzmq3-dev libczmq-dev libcurl4-openssl-dev
 libmsgpack-dev libssl-dev libhiredis-dev libcmocka-dev libinih-dev uuid-dev
-redis-server redis-tools curl procps"
+redis-server redis-tools curl procps
+libgmime-3.0-dev libxml2-dev libidn2-dev libpsl-dev publicsuffix rspamd"
 
 missing=""
 for p in $PACKAGES; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
         missing="$missing $p"
 done
+command -v npm >/dev/null 2>&1 || missing="$missing npm"
 [ -z "$missing" ] && exit 0
 
 SUDO=""

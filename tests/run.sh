@@ -31,7 +31,8 @@ for t in tests/integration/test_*.sh; do
         echo "PASS integration/$name"
     else
         echo "FAIL integration/$name (log: $log)"
-        tail -n 40 "$log"
+        tail -n 60 "$log"
+        grep -E '^(== |ok: |FAIL: )' "$log" | tail -n 12 # the steps that passed, then the failure
         failed=$((failed + 1))
     fi
 done

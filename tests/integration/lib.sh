@@ -21,6 +21,14 @@ trap cleanup EXIT
 fail() {
     echo "FAIL: $*" >&2
     for f in "$WORK"/*.err; do [ -f "$f" ] && { echo "--- $f"; tail -n 15 "$f"; } >&2; done
+    # last, so that the tail of a log shows them: the processes still running, then the failure
+    local pidfile name
+    for pidfile in "$WORK"/*.pid; do
+        [ -f "$pidfile" ] || continue
+        name=$(basename "$pidfile" .pid)
+        alive "$name" && { echo "--- running: $name"; tail -n 4 "$WORK/$name.err"; } >&2
+    done
+    echo "FAIL: $* (at $(caller 1 2>/dev/null || caller 0))" >&2
     exit 1
 }
 
@@ -32,11 +40,17 @@ now_ms() { date +%s%3N; }
 wait_until() {
     local seconds=$1 what=$2
     shift 2
-    local deadline=$(($(now_ms) + seconds * 1000))
+    local start
+    start=$(now_ms)
+    local deadline=$((start + seconds * 1000))
     while ! "$@" >/dev/null 2>&1; do
         [ "$(now_ms)" -ge "$deadline" ] && fail "timed out after ${seconds}s waiting for: $what"
         sleep 0.05
     done
+    local took=$(($(now_ms) - start))
+    # a wait that used more than a third of its deadline is a near miss worth seeing in a log
+    [ "$took" -gt $((seconds * 333)) ] && echo "slow: ${took} ms of ${seconds}s waiting for: $what"
+    return 0
 }
 
 # start_redis [EXTRA ARGS] - a private redis-server on a free port (REDIS_PORT, REDIS_URL).

@@ -178,10 +178,11 @@ wait_until 10 "malformed GETs counted" at_least 2 stat_of a6.malformed_frames
 wait_until 10 "unattributable frames counted" at_least 2 stat_of "?.malformed_frames"
 wait_until 10 "oversized GET counted" at_least 1 stat_of a6.oversized_frames
 before_malformed=$(stat_of a6.malformed_frames)
-spawn evil6 "${PEER[@]}" evil-dispatcher --edge a6 --count 10
-wait_until 20 "the evil dispatcher to finish" not_alive evil6
+spawn evil6 "${PEER[@]}" evil-dispatcher --edge a6 --count 10 --stay
+wait_until 20 "the evil dispatcher to send its frames" grep -q "sent 10 bad messages" "$WORK/evil6.out"
 wait_until 10 "consumer-side malformed frames counted" at_least $((before_malformed + 6)) stat_of a6.malformed_frames
 wait_until 10 "consumer-side oversized frames counted" at_least 3 stat_of a6.oversized_frames
+stop_gracefully evil6 # it withdraws its announcement
 # entries written straight into the stream that can never be dispatched (no record fields, a
 # record larger than max_record, which libzmq would answer by cutting the connection) are set
 # aside into the dead-letter stream, and the consumer keeps its connection

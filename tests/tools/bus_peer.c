@@ -11,7 +11,7 @@
  *       which instance handled it in the hash test:handled.
  *   bus_peer ... evil --edge E
  *       send malformed and oversized frames to every dispatcher of E, then exit.
- *   bus_peer ... evil-dispatcher --edge E --count N
+ *   bus_peer ... evil-dispatcher --edge E --count N [--stay]
  *       announce itself as a dispatcher of E and answer consumers' requests with N malformed
  *       or oversized messages, then withdraw.
  *
@@ -205,11 +205,20 @@ static int peer_evil_dispatcher(peer_t *p)
         zframe_destroy(&id);
         sent++;
     }
+    printf("sent %ld bad messages\n", sent);
+    fflush(stdout);
+    /* --stay: remain announced (answering nothing) until stopped, so that consumers receive
+     * every frame sent before the announcement disappears and they drop the connection */
+    int64_t stay_until = util_monotonic_ms() + 60000;
+    while (p->stay && !zsys_interrupted && util_monotonic_ms() < stay_until) {
+        zmsg_t *msg = zmsg_recv(router);
+        zmsg_destroy(&msg);
+    }
     r = redis_conn_command(p->redis, "HDEL %s %s", key, endpoint);
     if (r)
         freeReplyObject(r);
-    printf("sent %ld bad messages\n", sent);
     free(big);
+    zsock_set_linger(router, 1000);
     zsock_destroy(&router);
     return sent == p->count ? 0 : 1;
 }
