@@ -198,23 +198,74 @@ static size_t state_url_add(parse_state_t *st, const char *url, size_t len)
     return 1;
 }
 
+#define MESSAGE_MAX_EMBEDDED_DEPTH 3
+
+static size_t state_url_collect_depth(parse_state_t *st, const char *url, size_t len, int depth);
+
+/* embedded_urls - a redirector's target written in its path or query, e.g.
+ * "http://rd.example/dir/?http://evil.example/x" or "...?u=https://evil.example/&x=1": each
+ * "http://", "https://" or "ftp://" after the host starts a URL that runs to the next '&' (the
+ * next parameter) or the end. canon is a canonical URL (escapes already undone). */
+static size_t embedded_urls(parse_state_t *st, const char *canon, size_t len, int depth)
+{
+    if (depth >= MESSAGE_MAX_EMBEDDED_DEPTH)
+        return 0;
+    const char *host = strstr(canon, "://");
+    if (!host)
+        return 0;
+    const char *p = host + 3, *end = canon + len;
+    size_t added = 0;
+    while (p < end) {
+        const char *hit = memmem(p, (size_t)(end - p), "://", 3);
+        if (!hit)
+            break;
+        const char *start = NULL;
+        if (hit - p >= 4 && memcmp(hit - 4, "http", 4) == 0)
+            start = hit - 4;
+        if (hit - p >= 5 && memcmp(hit - 5, "https", 5) == 0)
+            start = hit - 5;
+        if (hit - p >= 3 && memcmp(hit - 3, "ftp", 3) == 0)
+            start = hit - 3;
+        if (start) {
+            const char *stop = memchr(hit, '&', (size_t)(end - hit));
+            if (!stop)
+                stop = end;
+            added += state_url_collect_depth(st, start, (size_t)(stop - start), depth + 1);
+            p = stop;
+        } else {
+            p = hit + 3;
+        }
+    }
+    return added;
+}
+
 /* state_url_collect - every layer of a candidate that is a URL in its own right: a layer
  * that had to be refanged or taken out of BLOCKED...BLOCKED is text, not a URL, and only what
  * came out of it is kept; a gateway's rewrite (Safe Links, Proofpoint, Cisco) is a real link
  * and is kept along with what it wraps. */
-static size_t state_url_collect(parse_state_t *st, const char *url, size_t len)
+static size_t state_url_collect_depth(parse_state_t *st, const char *url, size_t len, int depth)
 {
     layers_t ls = {.n = 0};
     size_t added = 0;
-    st->msg->n_url_candidates++;
+    if (depth == 0)
+        st->msg->n_url_candidates++;
     url_unwrap_layers(url, len, collect_layer, &ls);
     for (int i = 0; i < ls.n; i++) {
         bool text_only = i + 1 < ls.n && (ls.via[i + 1] == URL_WRAP_DEFANG || ls.via[i + 1] == URL_WRAP_BLOCKED);
-        if (!text_only)
-            added += state_url_add(st, ls.url[i], ls.len[i]);
+        if (!text_only && state_url_add(st, ls.url[i], ls.len[i])) {
+            added++;
+            /* the URL just kept is the last one of the list: look inside it */
+            const char *kept = st->msg->urls.v[st->msg->urls.n - 1];
+            added += embedded_urls(st, kept, strlen(kept), depth);
+        }
         free(ls.url[i]);
     }
     return added;
+}
+
+static size_t state_url_collect(parse_state_t *st, const char *url, size_t len)
+{
+    return state_url_collect_depth(st, url, len, 0);
 }
 
 static void found_url(void *arg, const char *url, size_t len, url_origin_t origin)

@@ -3,6 +3,8 @@
  */
 #include "strbuf.h"
 
+#include "text.h"
+
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -88,39 +90,6 @@ int strbuf_appendf(strbuf_t *sb, const char *fmt, ...)
     return rc;
 }
 
-/* utf8_sequence_length - length of the valid UTF-8 sequence at s (n bytes left), 0 if invalid. */
-static size_t utf8_sequence_length(const unsigned char *s, size_t n)
-{
-    unsigned char c = s[0];
-    size_t len;
-    uint32_t cp;
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xC2 && c <= 0xDF) {
-        len = 2;
-        cp = c & 0x1F;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        len = 3;
-        cp = c & 0x0F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        len = 4;
-        cp = c & 0x07;
-    } else {
-        return 0;
-    }
-    if (n < len)
-        return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xC0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (s[i] & 0x3F);
-    }
-    if ((len == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) ||
-        (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)))
-        return 0;
-    return len;
-}
-
 int strbuf_append_json_string(strbuf_t *sb, const char *s, size_t n)
 {
     const unsigned char *p = (const unsigned char *)s;
@@ -136,7 +105,7 @@ int strbuf_append_json_string(strbuf_t *sb, const char *s, size_t n)
             rc = strbuf_appendf(sb, "\\u%04x", c);
             i++;
         } else {
-            size_t len = utf8_sequence_length(p + i, n - i);
+            size_t len = text_utf8_decode(p + i, n - i, &(uint32_t){0});
             if (len == 0) {
                 rc = strbuf_append(sb, "\xEF\xBF\xBD", 3);
                 i++;

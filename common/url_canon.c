@@ -25,6 +25,7 @@
 
 #include <idn2.h>
 
+#include "text.h"
 #include "util.h"
 
 /* hosts longer than this are not given to libidn2 (no DNS name is anywhere near it) */
@@ -40,18 +41,6 @@ typedef struct {
     const char *query; /* after '?', NULL when there is no '?' */
     size_t query_len;
 } url_parts_t;
-
-/* hex_value - value of a hex digit, -1 for anything else. */
-static int hex_value(unsigned char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
 
 static unsigned char lower(unsigned char c)
 {
@@ -96,8 +85,8 @@ static size_t unescape_all(char *buf, size_t len)
     for (size_t r = 0; r < len; r++) {
         buf[w++] = buf[r];
         while (w >= 3 && buf[w - 3] == '%') {
-            int hi = hex_value((unsigned char)buf[w - 2]);
-            int lo = hex_value((unsigned char)buf[w - 1]);
+            int hi = text_hex_value((unsigned char)buf[w - 2]);
+            int lo = text_hex_value((unsigned char)buf[w - 1]);
             if (hi < 0 || lo < 0)
                 break;
             buf[w - 3] = (char)(hi * 16 + lo);
@@ -217,7 +206,7 @@ static bool parse_ipv4_part(const char *s, size_t n, uint64_t *value)
     }
     uint64_t v = 0;
     for (; i < n; i++) {
-        int d = hex_value((unsigned char)s[i]);
+        int d = text_hex_value((unsigned char)s[i]);
         if (d < 0 || (unsigned)d >= base)
             return false;
         if (v <= UINT32_MAX)
@@ -312,7 +301,7 @@ static url_canon_status_t canon_host(const char *h, size_t n, strbuf_t *out)
         bool colon = false;
         for (size_t i = 1; i + 1 < n; i++) {
             unsigned char c = (unsigned char)h[i];
-            if (hex_value(c) < 0 && c != ':' && c != '.')
+            if (text_hex_value(c) < 0 && c != ':' && c != '.')
                 return URL_CANON_BAD_HOST;
             colon |= c == ':';
         }

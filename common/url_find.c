@@ -28,11 +28,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <libpsl.h>
 #include <libxml/HTMLparser.h>
 #include <libxml/parser.h>
 #include <libxml/xmlerror.h>
 
 #include "strbuf.h"
+#include "text.h"
 #include "util.h"
 
 /* How far an angle-bracket URL, with the whitespace of its line breaks, is looked for. */
@@ -58,6 +60,7 @@ typedef struct {
     size_t count;
 } url_sink_t;
 
+/* sink_full - the caller has had URL_FIND_MAX_PER_PART candidates. */
 static bool sink_full(const url_sink_t *sink)
 {
     return sink->count >= URL_FIND_MAX_PER_PART;
@@ -80,6 +83,7 @@ static void sink_report(url_sink_t *sink, const char *url, size_t len, url_origi
 
 /* ---- characters ----------------------------------------------------------------------- */
 
+/* is_alpha, is_digit, is_alnum, to_lower - ASCII only, whatever the locale. */
 static bool is_alpha(unsigned char c)
 {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
@@ -114,68 +118,6 @@ static bool lower_eq(const void *p, const char *s, size_t n)
 static bool html_space(unsigned char c)
 {
     return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f';
-}
-
-/* utf8_decode - length of the valid UTF-8 sequence at p (n > 0 bytes left) and its code
- * point in *cp; 0 when the bytes are not valid UTF-8 (overlong, surrogate, too large). */
-static size_t utf8_decode(const unsigned char *p, size_t n, uint32_t *cp)
-{
-    unsigned char c = p[0];
-    size_t len;
-    uint32_t v;
-    if (c < 0x80) {
-        *cp = c;
-        return 1;
-    }
-    if (c >= 0xC2 && c <= 0xDF) {
-        len = 2;
-        v = c & 0x1F;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        len = 3;
-        v = c & 0x0F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        len = 4;
-        v = c & 0x07;
-    } else {
-        return 0;
-    }
-    if (n < len)
-        return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((p[i] & 0xC0) != 0x80)
-            return 0;
-        v = (v << 6) | (p[i] & 0x3F);
-    }
-    if ((len == 3 && (v < 0x800 || (v >= 0xD800 && v <= 0xDFFF))) ||
-        (len == 4 && (v < 0x10000 || v > 0x10FFFF)))
-        return 0;
-    *cp = v;
-    return len;
-}
-
-/* utf8_encode - write code point cp as UTF-8 into out[4]; returns the length. */
-static size_t utf8_encode(uint32_t cp, char out[4])
-{
-    if (cp < 0x80) {
-        out[0] = (char)cp;
-        return 1;
-    }
-    if (cp < 0x800) {
-        out[0] = (char)(0xC0 | (cp >> 6));
-        out[1] = (char)(0x80 | (cp & 0x3F));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        out[0] = (char)(0xE0 | (cp >> 12));
-        out[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        out[2] = (char)(0x80 | (cp & 0x3F));
-        return 3;
-    }
-    out[0] = (char)(0xF0 | (cp >> 18));
-    out[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-    out[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
-    out[3] = (char)(0x80 | (cp & 0x3F));
-    return 4;
 }
 
 enum { NONASCII_URL, NONASCII_END, NONASCII_DOT };
@@ -235,7 +177,7 @@ static size_t url_char_at(const unsigned char *p, size_t len, size_t k, bool in_
     if (p[k] < 0x80)
         return ascii_url_char(p[k]) ? 1 : 0;
     uint32_t cp;
-    size_t n = utf8_decode(p + k, len - k, &cp);
+    size_t n = text_utf8_decode(p + k, len - k, &cp);
     if (n == 0)
         return 0;
     int cls = nonascii_class(cp);
@@ -390,6 +332,83 @@ static size_t try_www(url_sink_t *sink, const unsigned char *p, size_t len, size
     return end;
 }
 
+/* is_host_byte - an ASCII letter, digit or '-' (a byte of a host name label). */
+static bool is_host_byte(unsigned char c)
+{
+    return is_alnum(c) || c == '-';
+}
+
+/* known_tld - the label (n bytes) is a top-level domain of the public suffix list (ICANN
+ * section, without the implicit "*" rule, so "html" or "txt" are not). */
+static bool known_tld(const unsigned char *label, size_t n)
+{
+    char tld[64];
+    if (n < 2 || n >= sizeof(tld))
+        return false;
+    for (size_t k = 0; k < n; k++) {
+        if (!is_alnum(label[k]) && label[k] != '-')
+            return false;
+        tld[k] = (char)to_lower(label[k]);
+    }
+    tld[n] = '\0';
+    if (is_digit((unsigned char)tld[0]))
+        return false;
+    return psl_is_public_suffix2(psl_builtin(), tld, PSL_TYPE_ICANN | PSL_TYPE_NO_STAR_RULE) != 0;
+}
+
+/* try_bare_host - at a '.' (p[i]) inside a word: report a bare host name whose last label is
+ * a known top-level domain ("example.com", "sf.net/x"), as mail readers link them. Not when
+ * the name continues a word, a path or an address ('@' before or after it); "ftp." hosts are
+ * reported with ftp://, the others as found (the caller's canonicalization adds http). */
+static size_t try_bare_host(url_sink_t *sink, const unsigned char *p, size_t len, size_t min_start,
+                            size_t i)
+{
+    if (i == 0 || i + 2 >= len || !is_alnum(p[i - 1]) || !is_alnum(p[i + 1]))
+        return 0;
+    size_t start = i;
+    while (start > min_start && i - start < 253 && (is_host_byte(p[start - 1]) || p[start - 1] == '.'))
+        start--;
+    if (start > 0) {
+        unsigned char prev = p[start - 1];
+        if (prev >= 0x80 || prev == '@' || prev == '/' || prev == '\\' || prev == '_' || prev == '%' ||
+            prev == '=' || prev == '&' || prev == '?' || prev == '#' || prev == '+' || prev == '~' || prev == ':' ||
+            is_host_byte(prev) || prev == '.')
+            return 0;
+    }
+    if (!is_alnum(p[start]))
+        return 0;
+    size_t host_end = i;
+    while (host_end < len && host_end - start < 253 && (is_host_byte(p[host_end]) || p[host_end] == '.'))
+        host_end++;
+    while (host_end > i && (p[host_end - 1] == '.' || p[host_end - 1] == '-'))
+        host_end--;
+    if (host_end < len && (p[host_end] == '@' || p[host_end] >= 0x80 || p[host_end] == '_'))
+        return 0;
+    /* the last label: a known top-level domain; no empty label on the way */
+    size_t last = host_end;
+    while (last > start && p[last - 1] != '.')
+        last--;
+    for (size_t k = start + 1; k < host_end; k++)
+        if (p[k] == '.' && p[k - 1] == '.')
+            return 0;
+    if (last <= start || !known_tld(p + last, host_end - last))
+        return host_end;
+    size_t end = host_end;
+    if (host_end < len && (p[host_end] == '/' || p[host_end] == ':' || p[host_end] == '?'))
+        end = url_trim(p, start, url_extent(p, len, start));
+    if (end < host_end)
+        end = host_end;
+    if (end - start > 4 && lower_eq(p + start, "ftp.", 4) && end - start + 6 <= URL_FIND_MAX_URL) {
+        char buf[URL_FIND_MAX_URL];
+        memcpy(buf, "ftp://", 6);
+        memcpy(buf + 6, p + start, end - start);
+        sink_report(sink, buf, end - start + 6, URL_FROM_TEXT);
+    } else {
+        sink_report(sink, (const char *)p + start, end - start, URL_FROM_TEXT);
+    }
+    return end;
+}
+
 /* try_blocked - at a 'B' (p[i]): report Cisco's "BLOCKED<defanged URL>BLOCKED" whole, markers
  * included. */
 static size_t try_blocked(url_sink_t *sink, const unsigned char *p, size_t len, size_t i)
@@ -481,7 +500,7 @@ static size_t try_bracket(url_sink_t *sink, const unsigned char *p, size_t len, 
 
 /* The bytes at which a candidate can be recognised. */
 static const bool TRIGGER[256] = {[':'] = true, ['w'] = true, ['W'] = true, ['B'] = true,
-                                  ['<'] = true};
+                                  ['<'] = true, ['.'] = true};
 
 /* text_scan - report the candidates in text (len bytes) to sink. */
 static void text_scan(url_sink_t *sink, const char *text, size_t len)
@@ -503,6 +522,9 @@ static void text_scan(url_sink_t *sink, const char *text, size_t len)
             break;
         case 'B':
             next = try_blocked(sink, p, len, i);
+            break;
+        case '.':
+            next = try_bare_host(sink, p, len, min_start, i);
             break;
         default:
             next = try_www(sink, p, len, i);
@@ -527,10 +549,12 @@ size_t url_find_text(const char *text, size_t len, url_found_fn fn, void *ctx)
 
 enum { RAW_NONE, RAW_SCRIPT, RAW_STYLE };
 
+/* One HTML document being read, by libxml2 and then perhaps by the fallback tokenizer. */
 typedef struct {
     url_sink_t sink;
     htmlParserCtxtPtr parser; /* while libxml2 is reading ... */
-    const char *input;        /* ... this */
+    const char *input;        /* ... this (input_len bytes) */
+    size_t input_len;
     strbuf_t run;             /* visible text not yet scanned */
     strbuf_t css;             /* <style> content not yet scanned */
     strbuf_t base;            /* the base URL, empty when none */
@@ -890,6 +914,7 @@ static size_t css_cut(const strbuf_t *css)
     return 0;
 }
 
+/* scan_run - report the candidates in the first n bytes of buf (text run or <style>). */
 static void scan_run(html_state_t *st, strbuf_t *buf, size_t n)
 {
     if (buf == &st->css)
@@ -928,13 +953,14 @@ static void run_feed(html_state_t *st, strbuf_t *buf, const char *s, size_t n)
     }
 }
 
-/* html_text - text content: visible text is scanned as plain text, <style> as CSS, <script>
- * not at all. */
+/* html_text - text content: visible text and <script> are scanned as plain text (a script's
+ * URLs are written into the page or navigated to: document.write, window.location), <style>
+ * as CSS. */
 static void html_text(html_state_t *st, const char *s, size_t n)
 {
     if (st->raw == RAW_STYLE)
         run_feed(st, &st->css, s, n);
-    else if (st->raw == RAW_NONE)
+    else
         run_feed(st, &st->run, s, n);
 }
 
@@ -977,9 +1003,10 @@ static void html_end(html_state_t *st, const char *elem)
 static size_t parser_pos(const html_state_t *st)
 {
     xmlParserInputPtr in = st->parser->input;
-    if (!in || !in->cur || !in->base)
+    if (!in || !in->cur || !in->base || in->cur < in->base)
         return 0;
-    return (size_t)in->consumed + (size_t)(in->cur - in->base);
+    size_t pos = (size_t)in->consumed + (size_t)(in->cur - in->base);
+    return pos < st->input_len ? pos : st->input_len;
 }
 
 /* parser_stop - abandon libxml2; the fallback tokenizer resumes at pos. */
@@ -1006,6 +1033,8 @@ static uint64_t count_tokens(const char *p, size_t n)
     return tokens;
 }
 
+/* sax_start, sax_end, sax_text, sax_comment, sax_pi - libxml2's SAX callbacks: hand the
+ * document to the html_ functions, note where libxml2 is, and estimate its work. */
 static void sax_start(void *ud, const xmlChar *name, const xmlChar **atts)
 {
     html_state_t *st = ud;
@@ -1068,6 +1097,7 @@ static void sax_pi(void *ud, const xmlChar *target, const xmlChar *data)
     sax_comment(ud, data);
 }
 
+/* silent_structured, silent_generic - error handlers that print nothing. */
 #if LIBXML_VERSION >= 21200
 static void silent_structured(void *ud, const xmlError *err)
 #else
@@ -1172,6 +1202,7 @@ static size_t html_parse(html_state_t *st, const char *in, size_t len)
                                        HTML_PARSE_COMPACT | HTML_PARSE_IGNORE_ENC);
         st->parser = parser;
         st->input = in;
+        st->input_len = len;
         chunk_state_t cs = {0, 0, 0};
         size_t off = 0, priced_from = SIZE_MAX, priced_to = 0;
         uint64_t priced_tokens = 0;
@@ -1261,13 +1292,13 @@ static size_t char_ref(const char *s, size_t n, char out[4], size_t *out_len)
             i++;
         if (cp == 0 || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
             cp = 0xFFFD;
-        *out_len = utf8_encode(cp, out);
+        *out_len = text_utf8_encode(cp, out);
         return i;
     }
     for (size_t k = 0; k < UTIL_ARRAY_LEN(NAMED); k++) {
         size_t m = strlen(NAMED[k].name);
         if (n - 1 >= m && memcmp(s + 1, NAMED[k].name, m) == 0) {
-            *out_len = utf8_encode(NAMED[k].cp, out);
+            *out_len = text_utf8_encode(NAMED[k].cp, out);
             return m + 1;
         }
     }
@@ -1426,7 +1457,7 @@ static size_t fb_markup(html_state_t *st, const char *in, size_t len, size_t i)
 }
 
 /* html_fallback - read in[i, len) with the small tokenizer: tags and attributes, text with
- * character references, comments skipped, <script> skipped, <style> scanned as CSS. */
+ * character references, comments skipped, <script> scanned as text, <style> as CSS. */
 static void html_fallback(html_state_t *st, const char *in, size_t len, size_t i)
 {
     while (i < len && !sink_full(&st->sink)) {
@@ -1465,7 +1496,7 @@ static char *html_sanitize(const char *html, size_t len)
             bad = c < 0x20 && c != '\t' && c != '\n' && c != '\r';
         } else {
             uint32_t cp;
-            n = utf8_decode(p + i, len - i, &cp);
+            n = text_utf8_decode(p + i, len - i, &cp);
             bad = n == 0;
             n = n ? n : 1;
         }
@@ -1479,6 +1510,21 @@ static char *html_sanitize(const char *html, size_t len)
         i += n;
     }
     return out;
+}
+
+/* html_after_end - offset just past the last "</html" end tag (and its '>'), or len. */
+static size_t html_after_end(const char *html, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)html;
+    for (size_t i = len; i >= 7; i--) {
+        size_t k = i - 7;
+        if (p[k] == '<' && p[k + 1] == '/' && lower_eq(p + k + 2, "html", 4) &&
+            (p[k + 6] == '>' || html_space(p[k + 6]))) {
+            const unsigned char *gt = memchr(p + k + 6, '>', len - (k + 6));
+            return gt ? (size_t)(gt - p) + 1 : len;
+        }
+    }
+    return len;
 }
 
 size_t url_find_html(const char *html, size_t len, url_found_fn fn, void *ctx)
@@ -1500,6 +1546,11 @@ size_t url_find_html(const char *html, size_t len, url_found_fn fn, void *ctx)
         html_fallback(&st, in, len, resume);
     run_flush(&st, &st.run);
     run_flush(&st, &st.css);
+    /* libxml2 reports nothing after </html>, but mailers and list servers append footers
+     * there (and browsers show them): scan what follows the last </html> as text */
+    size_t tail = html_after_end(in, len);
+    if (tail < len)
+        text_scan(&st.sink, in + tail, len - tail);
 
     free(clean);
     for (size_t i = 0; i < UTIL_ARRAY_LEN(bufs); i++)

@@ -2,10 +2,11 @@
  * url_find.h - find URLs in decoded message text and HTML.
  *
  * Plain text: http://, https://, ftp:// URLs, bare www. hosts, URLs in angle brackets (which
- * may be wrapped over lines by the mailer: the whitespace inside the brackets is dropped),
- * defanged URLs (hxxp://, evil[.]com) and Cisco's BLOCKED...BLOCKED; trailing punctuation that
- * ends a sentence (. , ; : ! ? ' ") is not part of the URL, and a closing ) ] > only when its
- * opening one is not inside the URL.
+ * may be wrapped over lines by the mailer: the line breaks inside the brackets, with the
+ * spaces around them, are dropped), defanged URLs (hxxp://, http[:]//, evil[.]com after such a
+ * scheme) and Cisco's BLOCKED...BLOCKED; trailing punctuation that ends a sentence
+ * (. , ; : ! ? ' " *) is not part of the URL, nor is a closing ) ] } whose opening one is not
+ * inside the URL. Non-ASCII letters are part of a URL (IRIs).
  * HTML (libxml2's HTML parser, forgiving of broken markup): href, src, action and similar
  * attributes, entity-decoded, resolved against <base href> when relative; visible text is
  * scanned as plain text, so link text that is itself a URL is found too.
@@ -26,7 +27,8 @@
 
 typedef enum {
     URL_FROM_TEXT = 0,  /* plain text, or a text node of HTML */
-    URL_FROM_HTML_ATTR, /* an HTML attribute (href, src, action, ...) */
+    URL_FROM_HTML_ATTR, /* HTML markup: an attribute (href, src, action, ...), a CSS url(),
+                         * a <meta> refresh */
 } url_origin_t;
 
 /* url_found_fn - one candidate: url (len bytes, not NUL-terminated, valid only during the

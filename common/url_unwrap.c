@@ -28,6 +28,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "text.h"
 #include "util.h"
 
 #define BLOCKED_MARK "BLOCKED"
@@ -51,17 +52,6 @@ static unsigned char lower(unsigned char c)
 static bool is_alnum(unsigned char c)
 {
     return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
-}
-
-static int hex_value(unsigned char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
 }
 
 /* ci_equal - s (n bytes) equals the lowercase literal lit, ignoring ASCII case. */
@@ -159,8 +149,8 @@ static bool query_param(const url_view_t *v, const char *name, const char **val,
 static unsigned char pct_next(const char *s, size_t n, size_t *i)
 {
     int hi, lo;
-    if (s[*i] == '%' && *i + 2 < n && (hi = hex_value((unsigned char)s[*i + 1])) >= 0 &&
-        (lo = hex_value((unsigned char)s[*i + 2])) >= 0) {
+    if (s[*i] == '%' && *i + 2 < n && (hi = text_hex_value((unsigned char)s[*i + 1])) >= 0 &&
+        (lo = text_hex_value((unsigned char)s[*i + 2])) >= 0) {
         *i += 3;
         return (unsigned char)(hi * 16 + lo);
     }
@@ -174,31 +164,6 @@ static void pct_decode(const char *s, size_t n, strbuf_t *out)
         unsigned char c = pct_next(s, n, &i);
         strbuf_append(out, &c, 1);
     }
-}
-
-/* utf8_encode - code point cp (< 0x110000) as UTF-8 into b; returns the length. */
-static size_t utf8_encode(uint32_t cp, char b[4])
-{
-    if (cp < 0x80) {
-        b[0] = (char)cp;
-        return 1;
-    }
-    if (cp < 0x800) {
-        b[0] = (char)(0xC0 | (cp >> 6));
-        b[1] = (char)(0x80 | (cp & 0x3F));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        b[0] = (char)(0xE0 | (cp >> 12));
-        b[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        b[2] = (char)(0x80 | (cp & 0x3F));
-        return 3;
-    }
-    b[0] = (char)(0xF0 | (cp >> 18));
-    b[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-    b[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
-    b[3] = (char)(0x80 | (cp & 0x3F));
-    return 4;
 }
 
 /* html_entity - decode the entity at s[0] == '&' (n bytes available): the code point and
@@ -226,9 +191,9 @@ static size_t html_entity(const char *s, size_t n, uint32_t *cp)
     }
     size_t digits = i;
     uint32_t v = 0;
-    while (i < n && hex_value((unsigned char)s[i]) >= 0 &&
-           (unsigned)hex_value((unsigned char)s[i]) < base) {
-        v = v * base + (unsigned)hex_value((unsigned char)s[i]);
+    while (i < n && text_hex_value((unsigned char)s[i]) >= 0 &&
+           (unsigned)text_hex_value((unsigned char)s[i]) < base) {
+        v = v * base + (unsigned)text_hex_value((unsigned char)s[i]);
         if (v > 0x10FFFF)
             return 0;
         i++;
@@ -258,7 +223,7 @@ static void html_unescape_tail(strbuf_t *out, size_t from)
         }
         /* the UTF-8 of cp is never longer than the entity that spelled it */
         char b[4];
-        size_t bl = utf8_encode(cp, b);
+        size_t bl = text_utf8_encode(cp, b);
         memcpy(s + w, b, bl);
         w += bl;
         r += el;
@@ -383,8 +348,8 @@ static bool unwrap_pp_v2(const url_view_t *v, strbuf_t *out)
     for (size_t i = 0; i < n; i++) {
         char c = val[i] == '-' ? '%' : val[i] == '_' ? '/' : val[i];
         int hi, lo;
-        if (c == '%' && i + 2 < n && (hi = hex_value((unsigned char)val[i + 1])) >= 0 &&
-            (lo = hex_value((unsigned char)val[i + 2])) >= 0) {
+        if (c == '%' && i + 2 < n && (hi = text_hex_value((unsigned char)val[i + 1])) >= 0 &&
+            (lo = text_hex_value((unsigned char)val[i + 2])) >= 0) {
             c = (char)(hi * 16 + lo);
             i += 2;
         }

@@ -205,7 +205,9 @@ echo "== records of a killed consumer are dispatched again even behind a backlog
 spawn prod8 "${PEER[@]}" produce --edge a8 --count 3000 --prefix z --stay
 spawn sinkA8 "${PEER[@]}" sink --in a8 --out s8 --delay-ms 5
 spawn sinkB8 "${PEER[@]}" sink --in a8 --out s8 --delay-ms 5
-wait_until 20 "both consumers at work" sink_has s8 100
+# both must hold records when one is killed: wait until each has handled some
+handlers_at_least() { [ "$(rcli hvals test:handled | sort -u | wc -l)" -ge "$1" ]; }
+wait_until 20 "both consumers at work" handlers_at_least 2
 kill_hard sinkA8
 wait_until 15 "the killed consumer's records dispatched again" at_least 1 stat_of a8.redispatched
 waiting=$(queue_field a8 waiting)

@@ -251,6 +251,25 @@ static void test_wrapped_urls_keep_both_layers(void **state)
     message_clear(&msg);
 }
 
+static void test_redirector_targets(void **state)
+{
+    (void)state;
+    /* a redirector's target in its query or path is an observable of its own */
+    const char *text = "From: a@example.com\nContent-Type: text/html\n\n"
+                       "<a href=\"http://rd.yahoo.com/dir/?http://61.129.81.74/remove/remove.htm\">x</a>\n"
+                       "<a href=\"http://www.cnet.com/go/to?tag=st&amp;destURL=https%3A%2F%2Fevil.example%2Fp%3Fa%3D1&amp;x=2\">y</a>\n";
+    message_t msg;
+    assert_int_equal(parse(text, NULL, &msg), 0);
+    static const char *const urls[] = {
+        "http://rd.yahoo.com/dir/?http://61.129.81.74/remove/remove.htm",
+        "http://61.129.81.74/remove/remove.htm",
+        "http://www.cnet.com/go/to?tag=st&destURL=https://evil.example/p?a=1&x=2",
+        "https://evil.example/p?a=1",
+    };
+    assert_urls(&msg, urls, UTIL_ARRAY_LEN(urls));
+    message_clear(&msg);
+}
+
 static void test_not_a_message(void **state)
 {
     (void)state;
@@ -395,6 +414,7 @@ int main(void)
         cmocka_unit_test(test_flowed_text),
         cmocka_unit_test(test_attachments_and_nested_message),
         cmocka_unit_test(test_wrapped_urls_keep_both_layers),
+        cmocka_unit_test(test_redirector_targets),
         cmocka_unit_test(test_not_a_message),
         cmocka_unit_test(test_deep_nesting),
         cmocka_unit_test(test_many_tiny_parts),

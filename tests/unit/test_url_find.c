@@ -141,7 +141,18 @@ static const find_case_t TEXT_CASES[] = {
     C("WWW", "WWW.EXAMPLE.COM.", "WWW.EXAMPLE.COM"),
     C("www at start", "www.a.com", "www.a.com"),
     C("www after =", "url=www.a.com/b", "www.a.com/b"),
-    C("www in a word", "awww.a.com foo.www.b.com x-www.c.com", NONE),
+    /* not www. URLs, but host names with a known top-level domain all the same */
+    C("www in a word", "awww.a.com foo.www.b.com x-www.c.com", "awww.a.com", "foo.www.b.com", "x-www.c.com"),
+    C("bare host", "This sf.net email is sponsored by", "sf.net"),
+    C("bare host with path", "see example.org/a/b.html, then", "example.org/a/b.html"),
+    C("bare host with port and query", "at intranet.example.co.uk:8080/x?y=1.", "intranet.example.co.uk:8080/x?y=1"),
+    C("bare host, ftp", "get it from ftp.gnu.org/gnu/", "ftp://ftp.gnu.org/gnu/"),
+    C("bare host, unknown top-level domain", "open index.html or notes.txt or a.b", NONE),
+    C("bare host in an address", "mail john.smith@example.com now", NONE),
+    C("bare host sentence end", "It is example.com.", "example.com"),
+    C("bare host after a path or parameter", "/usr/lib/x.com a=b.com _c.com", NONE),
+    C("bare host with empty label", "a..example.com", NONE),
+    C("bare host, numbers", "version 1.2.3 costs 3.50", NONE),
     C("www in an address", "mail a@www.example.com", NONE),
     C("www alone", "www. and www.. and www.-x", NONE),
     C("www after non-ASCII", "\xE3\x83\xAFwww.x.jp", "www.x.jp"),
@@ -317,6 +328,9 @@ static void test_text_hostile(void **state)
 /* ---- HTML ----------------------------------------------------------------------------- */
 
 static const find_case_t HTML_CASES[] = {
+    /* a list server's footer after the end of the document */
+    C("text after </html>", "<html><body><a href=\"http://in.com/\">x</a></body></html>\n<HTML>\n"
+      "--\nhttps://lists.example.net/listinfo/x\n", "A http://in.com/", "T https://lists.example.net/listinfo/x"),
     /* attributes */
     C("href entity-decoded", "<a href=\"http://a.com/?a=1&amp;b=2\">x</a>", "A http://a.com/?a=1&b=2"),
     C("numeric references", "<a href=\"&#104;ttp&#x3a;//n.com/\">x</a>", "A http://n.com/"),
@@ -378,8 +392,8 @@ static const find_case_t HTML_CASES[] = {
     C("elements separate text", "<p>http://a.com</p><p>next</p><td>http://b.com/</td>x<br>y",
       "T http://a.com", "T http://b.com/"),
     C("wbr joins", "<p>http://split.com/a<wbr>b/c d</p>", "T http://split.com/ab/c"),
-    C("script and comment ignored", "<script>var u=\"http://script.com/\";</script>"
-      "<!-- http://comment.com/ --><p>http://shown.com/</p>", "T http://shown.com/"),
+    C("script scanned, comment ignored", "<script>var u=\"http://script.com/\";</script>"
+      "<!-- http://comment.com/ --><p>http://shown.com/</p>", "T http://script.com/", "T http://shown.com/"),
     C("title and textarea", "<title>http://title.com/</title><textarea>http://ta.com/</textarea>",
       "T http://title.com/", "T http://ta.com/"),
     C("document without tags", "just text http://plain.com/ here", "T http://plain.com/"),
@@ -520,7 +534,7 @@ static void test_html_fallback_rules(void **state)
     found_t f = {0};
     url_find_html(sb.data, sb.len, collect, &f);
     static const char *const WANT[] = {
-        "A http://b.com/d/r?a=1&b=2", "T http://t.com/p&q", "A http://css.com/i.png",
+        "A http://b.com/d/r?a=1&b=2", "T http://t.com/p&q", "T http://no1.com/", "A http://css.com/i.png",
         "A http://m.com/",            "A http://i.com/",    "A http://b.com/d/a.png",
         "A http://s.com/b.png",       "A http://st.com/",   "T http://w.com/ab",
         "T http://end.com/",
