@@ -781,8 +781,30 @@ static void parser_warning(gint64 offset, GMimeParserWarning code, const gchar *
     case GMIME_WARN_MALFORMED_MULTIPART: what = "multipart without parts"; break;
     default: return;
     }
-    if (w->notes++ < 8)
+    if (w->notes++ >= 8)
+        return;
+    if (offset >= 0)
         note_limit(w->msg, "%s (at byte %lld)", what, (long long)offset);
+    else
+        note_limit(w->msg, "%s", what);
+}
+
+/* message_part_cut - where to cut data so that GMime sees at most MESSAGE_MAX_BOUNDARY_LINES
+ * lines that start with "--" (boundary candidates): the start of the first line past the
+ * cap, or len. */
+static size_t message_part_cut(const char *data, size_t len)
+{
+    size_t count = 0;
+    const char *p = data, *end = data + len;
+    while (p < end) {
+        const char *hit = memmem(p, (size_t)(end - p), "\n--", 3);
+        if (!hit)
+            break;
+        if (++count > MESSAGE_MAX_BOUNDARY_LINES)
+            return (size_t)(hit + 1 - data);
+        p = hit + 3;
+    }
+    return len;
 }
 
 /* looks_like_header - the data starts with a header field ("Name:" with printable name). */
@@ -848,8 +870,14 @@ int message_parse(const char *data, size_t len, const message_context_t *ctx, me
         return -1;
     }
 
+    /* GMime builds an object per part before anything can be capped: a message made of
+     * millions of tiny parts would cost gigabytes. Boundary-like lines are counted first and
+     * GMime is given only the bytes before the one past the cap; the rest is searched for
+     * URLs as raw text. */
+    size_t parsed_len = message_part_cut(data, len);
+
     /* a memory stream over the caller's bytes, without a copy: the array is not owned */
-    GByteArray *array = g_byte_array_new_take((guint8 *)data, len);
+    GByteArray *array = g_byte_array_new_take((guint8 *)data, parsed_len);
     GMimeStream *stream = g_mime_stream_mem_new_with_byte_array(array);
     g_mime_stream_mem_set_owner(GMIME_STREAM_MEM(stream), FALSE);
     GMimeParser *parser = g_mime_parser_new_with_stream(stream);
@@ -917,6 +945,14 @@ int message_parse(const char *data, size_t len, const message_context_t *ctx, me
         find_sender_ip(GMIME_OBJECT(message), ctx, msg);
 
     walk(&st, g_mime_message_get_mime_part(message), 0);
+    if (parsed_len < len) {
+        note_limit(msg, "more than %d MIME boundary lines: parts after byte %zu were searched as raw text",
+                   MESSAGE_MAX_BOUNDARY_LINES, parsed_len);
+        size_t rest = len - parsed_len;
+        if (rest > MESSAGE_MAX_TEXT_SCAN * 4)
+            rest = MESSAGE_MAX_TEXT_SCAN * 4;
+        url_find_text(data + parsed_len, rest, found_url, &st);
+    }
 
     state_release(&st);
     scratch_trim();

@@ -33,6 +33,7 @@
 #define MESSAGE_MAX_SIZE (200u * 1024 * 1024) /* larger input is refused */
 #define MESSAGE_MAX_PARTS 10000               /* MIME parts walked; the rest are skipped */
 #define MESSAGE_MAX_DEPTH 32                  /* message/rfc822 and multipart nesting */
+#define MESSAGE_MAX_BOUNDARY_LINES 50000      /* "--" lines handed to GMime; the rest: raw text */
 #define MESSAGE_MAX_TEXT_SCAN (16u * 1024 * 1024) /* decoded text scanned for URLs per part */
 #define MESSAGE_MAX_URLS 10000                /* distinct canonical URLs kept */
 #define MESSAGE_MAX_ATTACHMENTS 1000

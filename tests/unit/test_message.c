@@ -325,6 +325,30 @@ static void test_many_tiny_parts(void **state)
     strbuf_release(&sb);
 }
 
+static void test_millions_of_boundaries(void **state)
+{
+    (void)state;
+    /* past MESSAGE_MAX_BOUNDARY_LINES, GMime is not given the rest (it would build an object
+     * per part); the rest is still searched as raw text */
+    strbuf_t sb;
+    strbuf_init(&sb, 0);
+    strbuf_appends(&sb, "From: a@example.com\nContent-Type: multipart/mixed; boundary=x\n\n");
+    for (int i = 0; i < MESSAGE_MAX_BOUNDARY_LINES + 20000; i++)
+        strbuf_appends(&sb, "--x\n\n.\n");
+    strbuf_appends(&sb, "--x\nContent-Type: text/plain\n\nhttp://after-the-cut.example/\n--x--\n");
+    message_t msg;
+    assert_int_equal(parse(sb.data, NULL, &msg), 0);
+    assert_int_equal(msg.n_parts, MESSAGE_MAX_PARTS);
+    static const char *const urls[] = {"http://after-the-cut.example/"};
+    assert_urls(&msg, urls, UTIL_ARRAY_LEN(urls));
+    bool noted = false;
+    for (size_t i = 0; i < msg.limits.n; i++)
+        noted |= strstr(msg.limits.v[i], "boundary lines") != NULL;
+    assert_true(noted);
+    message_clear(&msg);
+    strbuf_release(&sb);
+}
+
 static void test_garbage_bytes(void **state)
 {
     (void)state;
@@ -418,6 +442,7 @@ int main(void)
         cmocka_unit_test(test_not_a_message),
         cmocka_unit_test(test_deep_nesting),
         cmocka_unit_test(test_many_tiny_parts),
+        cmocka_unit_test(test_millions_of_boundaries),
         cmocka_unit_test(test_garbage_bytes),
         cmocka_unit_test(test_large_attachment_hashed),
         cmocka_unit_test(test_json_shape),
