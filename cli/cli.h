@@ -36,6 +36,8 @@ int cli_cmd_config(cli_t *cli, int argc, char **argv);
 int cli_cmd_queues(cli_t *cli, int argc, char **argv);
 int cli_cmd_url(cli_t *cli, int argc, char **argv);
 int cli_cmd_inspect(cli_t *cli, int argc, char **argv);
+int cli_cmd_ingest(cli_t *cli, int argc, char **argv);
+int cli_cmd_search(cli_t *cli, int argc, char **argv);
 
 /* cli_load_message - read and parse the message file at path ("-": standard input) into *msg
  * (caller clears it). 0, or -1 after printing why. */

@@ -28,6 +28,18 @@ static const cli_command_t COMMANDS[] = {
      "  FILE is an RFC 5322 message (\"-\": standard input); --trusted names relays whose\n"
      "  Received hops are skipped when finding the sender IP (default: loopback)\n",
      cli_cmd_inspect},
+    {"ingest", "index messages as delivered: files, maildirs, directories, mboxes",
+     "usage: clawback [-c FILE] [--redis URL] ingest [--rcpt ADDR]... [--json] PATH...\n"
+     "  recipients come from --rcpt, else Delivered-To / X-Original-To, else To and Cc;\n"
+     "  a message that cannot be parsed is reported and skipped\n",
+     cli_cmd_ingest},
+    {"search", "find delivered messages by observables (ip: domain: email: ... ANDed)",
+     "usage: clawback [-c FILE] [--redis URL] search [--json] [--limit N] QUERY...\n"
+     "  ip:\"4.2.2.2\" domain:\"cisco.com\" email:\"noreply@cisco.com\"\n"
+     "  email_messageid:\"123-abc-456@cisco.com\" email_subject:\"Invoice Due\"\n"
+     "  cisco_mid:\"12345\" (or mid:) sha256:\"...\" file_name:\"invoice.pdf\" url:\"...\"\n"
+     "  email_id:\"UUID\" rcpt:\"ADDR\"; several terms are ANDed\n",
+     cli_cmd_search},
 };
 
 static void cli_usage(FILE *out)

@@ -57,7 +57,15 @@
     X(bus, max_record, SIZE, bus_max_record, "1M", 1024, 67108864,                                  \
       "Largest record accepted from a socket or Redis; larger ones are counted and dropped.")       \
     X(bus, dedup_window, DURATION, bus_dedup_window_ms, "8d", 1000, 31536000000,                    \
-      "How long a committed record id is remembered to detect a duplicate delivery.")
+      "How long a committed record id is remembered to detect a duplicate delivery.")          \
+    X(index, retention, DURATION, index_retention_ms, "168h", 1000, 31536000000,                    \
+      "How long delivered messages stay in the index; everything older expires by itself.\n"        \
+      "The partition length (retention / 24) is fixed when the index is first written.")          \
+    X(index, bucket_bits, INT, index_bucket_bits, "12", 4, 20,                                      \
+      "Index entries of one kind and partition are spread over 2^bucket_bits Redis strings.")       \
+    X(index, trusted_relays, STR, index_trusted_relays, "127.0.0.0/8 ::1", 0, 0,                    \
+      "Networks (space-separated) of the relays whose Received: hops are skipped when the\n"        \
+      "sender IP is read from a message's headers.")
 
 #define CONFIG_CTYPE_STR char *
 #define CONFIG_CTYPE_REDIS_URL char *

@@ -353,6 +353,37 @@ static char *domain_of(const char *addr)
     return dom;
 }
 
+/* collect_delivered_to - the recipients a delivery agent recorded in the headers. */
+static void collect_delivered_to(GMimeObject *top, message_t *msg)
+{
+    static const char *const names[] = {"Delivered-To", "X-Original-To", "Envelope-To", "X-Envelope-To"};
+    GMimeHeaderList *headers = g_mime_object_get_header_list(top);
+    int count = g_mime_header_list_get_count(headers);
+    for (int i = 0; i < count && i < 1000; i++) {
+        GMimeHeader *h = g_mime_header_list_get_header_at(headers, i);
+        const char *name = g_mime_header_get_name(h);
+        bool wanted = false;
+        for (size_t k = 0; k < UTIL_ARRAY_LEN(names); k++)
+            wanted |= g_ascii_strcasecmp(name, names[k]) == 0;
+        if (!wanted)
+            continue;
+        InternetAddressList *list = internet_address_list_parse(NULL, g_mime_header_get_value(h));
+        if (!list)
+            continue;
+        message_strv_t found = {0};
+        addresses_collect(list, &found, 0);
+        for (size_t k = 0; k < found.n; k++) {
+            bool dup = false;
+            for (size_t j = 0; j < msg->delivered_to.n; j++)
+                dup |= strcmp(msg->delivered_to.v[j], found.v[k]) == 0;
+            if (!dup)
+                strv_push(&msg->delivered_to, found.v[k], strlen(found.v[k]), MESSAGE_MAX_ADDRESSES);
+        }
+        strv_clear(&found);
+        g_object_unref(list);
+    }
+}
+
 /* ---- trusted relays and Received ---- */
 
 int message_net_parse(const char *text, message_net_t *net)
@@ -923,6 +954,7 @@ int message_parse(const char *data, size_t len, const message_context_t *ctx, me
     addresses_collect(g_mime_message_get_to(message), &msg->to, 0);
     addresses_collect(g_mime_message_get_cc(message), &msg->cc, 0);
     addresses_collect(g_mime_message_get_reply_to(message), &msg->reply_to, 0);
+    collect_delivered_to(GMIME_OBJECT(message), msg);
 
     if (ctx && ctx->envelope_sender && *ctx->envelope_sender)
         msg->sender = lowercase_dup(ctx->envelope_sender);
@@ -981,6 +1013,7 @@ void message_clear(message_t *msg)
     strv_clear(&msg->to);
     strv_clear(&msg->cc);
     strv_clear(&msg->reply_to);
+    strv_clear(&msg->delivered_to);
     strv_clear(&msg->urls);
     strv_clear(&msg->limits);
     for (size_t i = 0; i < msg->n_attachments; i++) {
@@ -1028,6 +1061,7 @@ int message_to_json(const message_t *msg, strbuf_t *out)
     rc |= json_strv(out, "to", &msg->to);
     rc |= json_strv(out, "cc", &msg->cc);
     rc |= json_strv(out, "reply_to", &msg->reply_to);
+    rc |= json_strv(out, "delivered_to", &msg->delivered_to);
     rc |= json_strv(out, "urls", &msg->urls);
     rc |= strbuf_appends(out, ",\"attachments\":[");
     for (size_t i = 0; i < msg->n_attachments; i++) {

@@ -83,6 +83,7 @@ typedef struct {
     char *helo;           /* MTA-given HELO, else from that Received hop; or NULL */
     message_strv_t envelope_rcpts; /* as given by the caller, lowercase */
     message_strv_t to, cc, reply_to; /* addresses, lowercase */
+    message_strv_t delivered_to; /* Delivered-To, X-Original-To, Envelope-To: lowercase */
     message_strv_t urls;  /* distinct canonical URLs, first-seen order */
     message_attachment_t *attachments;
     size_t n_attachments;

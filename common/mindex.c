@@ -1,0 +1,878 @@
+/*
+ * mindex.c - the index of delivered messages in Redis; see mindex.h for the layout.
+ *
+ * Keys (all under cb:ix:, P = partition number = floor(time_ms / partition_ms)):
+ *   cb:ix:meta                 hash: partition_ms, key (hex of the 16-byte hash key)
+ *   cb:mid                     counter: MIDs are handed out by INCRBY in blocks
+ *   cb:ix:<P>:<k>:<bucket>     string of 11-byte entries: tag (6 bytes), MID (5 bytes)
+ *   cb:ix:<P>:r:<MID/64>       string of records: 2-byte length, msgpack record
+ * <k> is one letter per kind (u d a i m s e h f); <bucket> the top bucket_bits bits of the
+ * value's keyed hash, in hex; the tag its low 48 bits.
+ */
+#include "mindex.h"
+
+#include <czmq.h>
+#include <errno.h>
+#include <glib.h>
+#include <libpsl.h>
+#include <msgpack.h>
+#include <openssl/core_names.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "msgpack_check.h"
+#include "strbuf.h"
+#include "text.h"
+#include "url_canon.h"
+#include "util.h"
+
+#define MINDEX_PARTITIONS_PER_WINDOW 24
+#define MINDEX_ENTRY 11
+#define MINDEX_RECORDS_PER_BUCKET 64
+#define MINDEX_MID_BLOCK MINDEX_RECORDS_PER_BUCKET
+#define MINDEX_RECORD_VERSION 1
+#define MINDEX_MAX_RECORD 65535
+#define MINDEX_EXPIRY_CACHE 200000 /* keys this instance knows have an expiry */
+
+static const char KIND_LETTER[MINDEX_KINDS] = {'u', 'd', 'a', 'i', 'm', 's', 'e', 'h', 'f'};
+static const char *const KIND_NAME[MINDEX_KINDS] = {"url",   "domain", "address", "ip",       "message_id",
+                                                    "subject", "email_id", "sha256", "file_name"};
+
+struct mindex {
+    redis_conn_t *redis;
+    int64_t retention_ms;
+    int bucket_bits;
+    bool ready;              /* meta read from Redis */
+    int64_t partition_ms;
+    unsigned char key[16];   /* SipHash key */
+    EVP_MAC *mac;
+    EVP_MAC_CTX *mac_ctx;
+    int64_t mid_next, mid_end; /* the block of MIDs reserved, [next, end) */
+    size_t queued_commands;  /* commands in the redis_conn pipeline */
+    size_t queued_messages;
+    zhashx_t *expiring;      /* keys given an expiry by this instance */
+    char block_keys[4][96];  /* record buckets written by the current MID block */
+    int n_block_keys;
+    char err[512];
+};
+
+const char *mindex_kind_name(mindex_kind_t kind)
+{
+    return kind < MINDEX_KINDS ? KIND_NAME[kind] : "?";
+}
+
+static int mindex_fail(mindex_t *self, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int mindex_fail(mindex_t *self, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(self->err, sizeof(self->err), fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+const char *mindex_errstr(const mindex_t *self)
+{
+    return self->err;
+}
+
+mindex_t *mindex_new(redis_conn_t *redis, const mindex_options_t *options)
+{
+    mindex_t *self = util_xcalloc(1, sizeof(*self));
+    self->redis = redis;
+    self->retention_ms = options && options->retention_ms > 0 ? options->retention_ms : 168LL * 3600 * 1000;
+    self->bucket_bits = options && options->bucket_bits >= 4 && options->bucket_bits <= 20 ? options->bucket_bits : 12;
+    self->mac = EVP_MAC_fetch(NULL, "SIPHASH", NULL);
+    self->mac_ctx = self->mac ? EVP_MAC_CTX_new(self->mac) : NULL;
+    if (!self->mac_ctx)
+        abort(); /* OpenSSL 3 always has SipHash: an allocation failure */
+    self->expiring = zhashx_new();
+    return self;
+}
+
+void mindex_destroy(mindex_t **pself)
+{
+    if (!pself || !*pself)
+        return;
+    mindex_t *self = *pself;
+    if (self->queued_commands) {
+        /* drop what was queued: read the replies so the connection stays usable */
+        redisReply **replies = util_xcalloc(self->queued_commands, sizeof(*replies));
+        if (redis_conn_pipeline_exec(self->redis, replies, self->queued_commands) == 0)
+            for (size_t i = 0; i < self->queued_commands; i++)
+                freeReplyObject(replies[i]);
+        free(replies);
+    }
+    EVP_MAC_CTX_free(self->mac_ctx);
+    EVP_MAC_free(self->mac);
+    zhashx_destroy(&self->expiring);
+    free(self);
+    *pself = NULL;
+}
+
+/* mindex_ready - read (or create, first writer wins) the index's parameters in Redis. */
+static int mindex_ready(mindex_t *self)
+{
+    if (self->ready)
+        return 0;
+    unsigned char fresh[16];
+    if (RAND_bytes(fresh, sizeof(fresh)) != 1)
+        return mindex_fail(self, "index: no random bytes for the hash key");
+    char hex[33];
+    for (int i = 0; i < 16; i++)
+        snprintf(hex + 2 * i, 3, "%02x", fresh[i]);
+    int64_t partition_ms = self->retention_ms / MINDEX_PARTITIONS_PER_WINDOW;
+    if (partition_ms < 1000)
+        partition_ms = 1000;
+    redisReply *r = redis_conn_command(self->redis, "HSETNX cb:ix:meta partition_ms %lld", (long long)partition_ms);
+    if (r)
+        freeReplyObject(r);
+    r = r ? redis_conn_command(self->redis, "HSETNX cb:ix:meta key %s", hex) : NULL;
+    if (r)
+        freeReplyObject(r);
+    r = r ? redis_conn_command(self->redis, "HMGET cb:ix:meta partition_ms key") : NULL;
+    if (!r)
+        return mindex_fail(self, "index: Redis %s: %s", redis_conn_describe(self->redis),
+                           redis_conn_errstr(self->redis));
+    int rc = -1;
+    if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 && r->element[0]->type == REDIS_REPLY_STRING &&
+        r->element[1]->type == REDIS_REPLY_STRING && r->element[1]->len == 32 &&
+        util_parse_int64(r->element[0]->str, &self->partition_ms) == 0 && self->partition_ms > 0) {
+        rc = 0;
+        for (int i = 0; i < 16 && rc == 0; i++) {
+            int hi = text_hex_value((unsigned char)r->element[1]->str[2 * i]);
+            int lo = text_hex_value((unsigned char)r->element[1]->str[2 * i + 1]);
+            if (hi < 0 || lo < 0)
+                rc = -1;
+            else
+                self->key[i] = (unsigned char)(hi << 4 | lo);
+        }
+    }
+    freeReplyObject(r);
+    if (rc != 0)
+        return mindex_fail(self, "index: cb:ix:meta in Redis is damaged (partition_ms, key)");
+    self->ready = true;
+    return 0;
+}
+
+/* value_hash - the keyed 64-bit hash (SipHash-2-4) of a value of one kind. */
+static uint64_t value_hash(mindex_t *self, mindex_kind_t kind, const char *value, size_t len)
+{
+    size_t outsize = 8;
+    OSSL_PARAM params[] = {OSSL_PARAM_construct_size_t(OSSL_MAC_PARAM_SIZE, &outsize), OSSL_PARAM_END};
+    unsigned char out[8];
+    size_t outl = 0;
+    char letter = KIND_LETTER[kind];
+    if (EVP_MAC_init(self->mac_ctx, self->key, sizeof(self->key), params) != 1 ||
+        EVP_MAC_update(self->mac_ctx, (const unsigned char *)&letter, 1) != 1 ||
+        EVP_MAC_update(self->mac_ctx, (const unsigned char *)value, len) != 1 ||
+        EVP_MAC_final(self->mac_ctx, out, &outl, sizeof(out)) != 1 || outl != 8)
+        abort(); /* cannot fail with a valid key and size */
+    uint64_t h = 0;
+    for (int i = 0; i < 8; i++)
+        h = h << 8 | out[i];
+    return h;
+}
+
+static int64_t partition_of(const mindex_t *self, int64_t time_ms)
+{
+    return time_ms / self->partition_ms;
+}
+
+static void bucket_key(const mindex_t *self, char *out, size_t outlen, int64_t part, mindex_kind_t kind, uint64_t h)
+{
+    snprintf(out, outlen, "cb:ix:%lld:%c:%llx", (long long)part, KIND_LETTER[kind],
+             (unsigned long long)(h >> (64 - self->bucket_bits)));
+}
+
+/* record_key - MIDs are handed out in aligned blocks of MINDEX_MID_BLOCK (= records per
+ * bucket): one instance alone writes a record bucket, and knows when it is complete. */
+static void record_key(char *out, size_t outlen, int64_t part, int64_t mid)
+{
+    snprintf(out, outlen, "cb:ix:%lld:r:%llx", (long long)part,
+             (unsigned long long)((mid - 1) / MINDEX_RECORDS_PER_BUCKET));
+}
+
+static void put48(unsigned char *p, uint64_t v)
+{
+    for (int i = 5; i >= 0; i--, v >>= 8)
+        p[i] = (unsigned char)v;
+}
+
+static uint64_t get48(const unsigned char *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 6; i++)
+        v = v << 8 | p[i];
+    return v;
+}
+
+static void put40(unsigned char *p, uint64_t v)
+{
+    for (int i = 4; i >= 0; i--, v >>= 8)
+        p[i] = (unsigned char)v;
+}
+
+static uint64_t get40(const unsigned char *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 5; i++)
+        v = v << 8 | p[i];
+    return v;
+}
+
+char *mindex_subject_normalize(const char *subject)
+{
+    if (!subject || !g_utf8_validate(subject, -1, NULL))
+        return NULL;
+    gchar *folded = g_utf8_casefold(subject, -1);
+    gchar *norm = folded ? g_utf8_normalize(folded, -1, G_NORMALIZE_NFKC) : NULL;
+    g_free(folded);
+    if (!norm)
+        return NULL;
+    size_t n = strlen(norm), w = 0;
+    char *out = util_xmalloc(n + 1);
+    bool space = false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)norm[i];
+        if (c <= 0x20 || c == 0x7f) {
+            space = w > 0;
+            continue;
+        }
+        if (space)
+            out[w++] = ' ';
+        space = false;
+        out[w++] = (char)c;
+    }
+    out[w] = '\0';
+    g_free(norm);
+    if (w == 0) {
+        free(out);
+        return NULL;
+    }
+    return out;
+}
+
+/* ---- writing ---- */
+
+/* The distinct (kind, value) pairs of one message. */
+typedef struct {
+    mindex_kind_t kind[4096];
+    char *value[4096];
+    size_t n;
+} entries_t;
+
+static void entries_add(entries_t *e, mindex_kind_t kind, const char *value, size_t len)
+{
+    if (!value || len == 0 || e->n >= UTIL_ARRAY_LEN(e->kind))
+        return;
+    for (size_t i = 0; i < e->n; i++)
+        if (e->kind[i] == kind && strlen(e->value[i]) == len && memcmp(e->value[i], value, len) == 0)
+            return;
+    e->kind[e->n] = kind;
+    e->value[e->n] = util_xstrndup(value, len);
+    e->n++;
+}
+
+static void entries_add_lower(entries_t *e, mindex_kind_t kind, const char *value)
+{
+    if (!value)
+        return;
+    char *low = util_xstrdup(value);
+    for (char *p = low; *p; p++)
+        if (*p >= 'A' && *p <= 'Z')
+            *p = (char)(*p - 'A' + 'a');
+    entries_add(e, kind, low, strlen(low));
+    free(low);
+}
+
+/* entries_add_domain - a host and its registrable domain (public suffix list). */
+static void entries_add_domain(entries_t *e, const char *host, size_t len)
+{
+    if (len == 0 || len > 255)
+        return;
+    char buf[256];
+    memcpy(buf, host, len);
+    buf[len] = '\0';
+    entries_add(e, MINDEX_DOMAIN, buf, len);
+    if (buf[0] == '[')
+        return;
+    const char *reg = psl_registrable_domain(psl_builtin(), buf);
+    if (reg && reg != buf)
+        entries_add(e, MINDEX_DOMAIN, reg, strlen(reg));
+}
+
+static void entries_of(const message_t *msg, const mindex_delivery_t *d, const char *email_id, entries_t *e)
+{
+    e->n = 0;
+    for (size_t i = 0; i < msg->urls.n; i++) {
+        entries_add(e, MINDEX_URL, msg->urls.v[i], strlen(msg->urls.v[i]));
+        size_t hl = 0;
+        const char *host = url_canon_host(msg->urls.v[i], &hl);
+        if (host)
+            entries_add_domain(e, host, hl);
+    }
+    if (msg->sender_domain)
+        entries_add_domain(e, msg->sender_domain, strlen(msg->sender_domain));
+    entries_add_lower(e, MINDEX_ADDRESS, msg->sender);
+    entries_add_lower(e, MINDEX_ADDRESS, msg->header_from);
+    for (size_t i = 0; i < d->n_rcpts; i++)
+        entries_add_lower(e, MINDEX_ADDRESS, d->rcpts[i]);
+    if (msg->sender_ip)
+        entries_add(e, MINDEX_IP, msg->sender_ip, strlen(msg->sender_ip));
+    if (msg->message_id)
+        entries_add(e, MINDEX_MESSAGE_ID, msg->message_id, strlen(msg->message_id));
+    char *subject = mindex_subject_normalize(msg->subject);
+    if (subject)
+        entries_add(e, MINDEX_SUBJECT, subject, strlen(subject));
+    free(subject);
+    entries_add(e, MINDEX_EMAIL_ID, email_id, strlen(email_id));
+    for (size_t i = 0; i < msg->n_attachments; i++) {
+        entries_add(e, MINDEX_SHA256, msg->attachments[i].sha256, strlen(msg->attachments[i].sha256));
+        if (msg->attachments[i].name && g_utf8_validate(msg->attachments[i].name, -1, NULL)) {
+            gchar *folded = g_utf8_casefold(msg->attachments[i].name, -1);
+            if (folded)
+                entries_add(e, MINDEX_FILE_NAME, folded, strlen(folded));
+            g_free(folded);
+        }
+    }
+}
+
+static void entries_clear(entries_t *e)
+{
+    for (size_t i = 0; i < e->n; i++)
+        free(e->value[i]);
+    e->n = 0;
+}
+
+static void pack_str(msgpack_packer *pk, const char *s)
+{
+    if (!s) {
+        msgpack_pack_nil(pk);
+        return;
+    }
+    size_t n = strlen(s);
+    msgpack_pack_str(pk, n);
+    msgpack_pack_str_body(pk, s, n);
+}
+
+/* record_encode - [version, mid, time_ms, email_id, direction, message_id, subject, sender,
+ * sender_ip, queue_id, [rcpt...], [state...]] as msgpack into sb. */
+static void record_encode(msgpack_sbuffer *sb, int64_t mid, int64_t time_ms, const char *email_id,
+                          const message_t *msg, const mindex_delivery_t *d)
+{
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, 12);
+    msgpack_pack_int(&pk, MINDEX_RECORD_VERSION);
+    msgpack_pack_int64(&pk, mid);
+    msgpack_pack_int64(&pk, time_ms);
+    pack_str(&pk, email_id);
+    pack_str(&pk, d->direction ? d->direction : "incoming");
+    pack_str(&pk, msg->message_id);
+    pack_str(&pk, msg->subject);
+    pack_str(&pk, msg->sender);
+    pack_str(&pk, msg->sender_ip);
+    pack_str(&pk, d->queue_id);
+    msgpack_pack_array(&pk, d->n_rcpts);
+    for (size_t i = 0; i < d->n_rcpts; i++) {
+        char *low = util_xstrdup(d->rcpts[i]);
+        for (char *p = low; *p; p++)
+            if (*p >= 'A' && *p <= 'Z')
+                *p = (char)(*p - 'A' + 'a');
+        pack_str(&pk, low);
+        free(low);
+    }
+    msgpack_pack_array(&pk, d->n_rcpts);
+    for (size_t i = 0; i < d->n_rcpts; i++)
+        pack_str(&pk, "delivered");
+}
+
+/* queue_expiry - EXPIREAT key (partition end + retention) NX, once per key per instance. */
+static int queue_expiry(mindex_t *self, const char *key, int64_t part)
+{
+    if (zhashx_lookup(self->expiring, key))
+        return 0;
+    if (zhashx_size(self->expiring) >= MINDEX_EXPIRY_CACHE)
+        zhashx_purge(self->expiring);
+    zhashx_insert(self->expiring, key, (void *)1);
+    int64_t expire_s = ((part + 1) * self->partition_ms + self->retention_ms) / 1000 + 1;
+    if (redis_conn_append(self->redis, "EXPIREAT %s %lld NX", key, (long long)expire_s) != 0)
+        return -1;
+    self->queued_commands++;
+    return 0;
+}
+
+/* APPEND grows a string greedily (to twice its length): a record bucket that will receive no
+ * more records is rewritten at its exact size, which halves what records cost in memory. */
+static redis_script_t compact_script = {
+    .source = "local v = redis.call('GET', KEYS[1])\n"
+              "if v then redis.call('SET', KEYS[1], v, 'KEEPTTL') end\n"
+              "return 1\n",
+};
+
+/* queue_compaction - compact the record buckets of the current MID block (it is complete, or
+ * this instance leaves it); queued in the pipeline. */
+static int queue_compaction(mindex_t *self)
+{
+    for (int i = 0; i < self->n_block_keys; i++) {
+        const char *argv[] = {"EVAL", compact_script.source, "1", self->block_keys[i]};
+        if (redis_conn_appendargv(self->redis, 4, argv, NULL) != 0)
+            return -1;
+        self->queued_commands++;
+    }
+    self->n_block_keys = 0;
+    return 0;
+}
+
+static void note_block_key(mindex_t *self, const char *key)
+{
+    for (int i = 0; i < self->n_block_keys; i++)
+        if (strcmp(self->block_keys[i], key) == 0)
+            return;
+    if (self->n_block_keys < (int)UTIL_ARRAY_LEN(self->block_keys))
+        util_strlcpy(self->block_keys[self->n_block_keys++], key, sizeof(self->block_keys[0]));
+}
+
+int mindex_finish(mindex_t *self)
+{
+    if (queue_compaction(self) != 0)
+        return mindex_fail(self, "index: cannot queue commands: %s", redis_conn_errstr(self->redis));
+    self->mid_next = self->mid_end; /* the rest of the block is abandoned: its buckets are final */
+    return mindex_flush(self);
+}
+
+/* reserve_mid - the next MID of this instance's block (a new block from Redis when used up). */
+static int reserve_mid(mindex_t *self, int64_t *mid)
+{
+    if (self->mid_next >= self->mid_end) {
+        /* the pipeline must be empty to read a reply now */
+        if (self->queued_commands && mindex_flush(self) != 0)
+            return -1;
+        redisReply *r = redis_conn_command(self->redis, "INCRBY cb:mid %d", MINDEX_MID_BLOCK);
+        if (!r)
+            return mindex_fail(self, "index: cannot get MIDs from Redis %s: %s", redis_conn_describe(self->redis),
+                               redis_conn_errstr(self->redis));
+        int64_t end = r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
+        freeReplyObject(r);
+        if (end < MINDEX_MID_BLOCK || end >= (1LL << 40) || end % MINDEX_MID_BLOCK != 0)
+            return mindex_fail(self, "index: cb:mid in Redis is not a usable counter (%lld)", (long long)end);
+        self->mid_end = end + 1;
+        self->mid_next = end + 1 - MINDEX_MID_BLOCK;
+    }
+    *mid = self->mid_next++;
+    return 0;
+}
+
+int mindex_add(mindex_t *self, const message_t *msg, const mindex_delivery_t *d, int64_t *mid_out,
+               char email_id_out[37])
+{
+    if (!d || d->n_rcpts == 0)
+        return mindex_fail(self, "index: a delivery needs at least one recipient");
+    if (mindex_ready(self) != 0)
+        return -1;
+    int64_t mid = 0;
+    if (reserve_mid(self, &mid) != 0)
+        return -1;
+    char email_id[37];
+    util_uuid(email_id);
+    int64_t time_ms = d->time_ms > 0 ? d->time_ms : util_now_ms();
+    int64_t part = partition_of(self, time_ms);
+
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    record_encode(&sb, mid, time_ms, email_id, msg, d);
+    if (sb.size > MINDEX_MAX_RECORD) {
+        msgpack_sbuffer_destroy(&sb);
+        return mindex_fail(self, "index: the record of MID %lld is larger than %d bytes", (long long)mid,
+                           MINDEX_MAX_RECORD);
+    }
+    entries_t *e = util_xmalloc(sizeof(*e));
+    entries_of(msg, d, email_id, e);
+
+    int rc = redis_conn_append(self->redis, "MULTI");
+    self->queued_commands++;
+    char key[128];
+    for (size_t i = 0; i < e->n && rc == 0; i++) {
+        uint64_t h = value_hash(self, e->kind[i], e->value[i], strlen(e->value[i]));
+        unsigned char entry[MINDEX_ENTRY];
+        put48(entry, h);
+        put40(entry + 6, (uint64_t)mid);
+        bucket_key(self, key, sizeof(key), part, e->kind[i], h);
+        rc = redis_conn_append(self->redis, "APPEND %s %b", key, (const char *)entry, (size_t)MINDEX_ENTRY);
+        self->queued_commands++;
+        if (rc == 0)
+            rc = queue_expiry(self, key, part);
+    }
+    if (rc == 0) {
+        /* the record last: look-ups only return MIDs whose record exists */
+        unsigned char *rec = util_xmalloc(sb.size + 2);
+        rec[0] = (unsigned char)(sb.size >> 8);
+        rec[1] = (unsigned char)sb.size;
+        memcpy(rec + 2, sb.data, sb.size);
+        record_key(key, sizeof(key), part, mid);
+        rc = redis_conn_append(self->redis, "APPEND %s %b", key, (const char *)rec, sb.size + 2);
+        self->queued_commands++;
+        free(rec);
+        note_block_key(self, key);
+        if (rc == 0)
+            rc = queue_expiry(self, key, part);
+    }
+    if (rc == 0) {
+        rc = redis_conn_append(self->redis, "EXEC");
+        self->queued_commands++;
+    }
+    if (rc == 0 && mid % MINDEX_MID_BLOCK == 0)
+        rc = queue_compaction(self);
+    entries_clear(e);
+    free(e);
+    msgpack_sbuffer_destroy(&sb);
+    if (rc != 0)
+        return mindex_fail(self, "index: cannot queue commands: %s", redis_conn_errstr(self->redis));
+    self->queued_messages++;
+    if (mid_out)
+        *mid_out = mid;
+    if (email_id_out)
+        memcpy(email_id_out, email_id, 37);
+    if (self->queued_messages >= MINDEX_MAX_BATCH)
+        return mindex_flush(self);
+    return 0;
+}
+
+int mindex_flush(mindex_t *self)
+{
+    if (self->queued_commands == 0)
+        return 0;
+    size_t count = self->queued_commands;
+    size_t messages = self->queued_messages;
+    self->queued_commands = 0;
+    self->queued_messages = 0;
+    redisReply **replies = util_xcalloc(count, sizeof(*replies));
+    if (redis_conn_pipeline_exec(self->redis, replies, count) != 0) {
+        free(replies);
+        /* the expiry cache may name keys whose EXPIREAT never ran */
+        zhashx_purge(self->expiring);
+        return mindex_fail(self, "index: Redis %s failed while writing %zu messages (each is written whole "
+                           "or not at all): %s",
+                           redis_conn_describe(self->redis), messages, redis_conn_errstr(self->redis));
+    }
+    size_t failed = 0;
+    const char *why = NULL;
+    for (size_t i = 0; i < count; i++) {
+        redisReply *r = replies[i];
+        if (r && r->type == REDIS_REPLY_ERROR && !why)
+            why = r->str;
+        /* EXEC: an array of the transaction's replies, or nil/error when it was discarded */
+        if (r && (r->type == REDIS_REPLY_NIL || (r->type == REDIS_REPLY_ERROR && strstr(r->str, "EXECABORT"))))
+            failed++;
+    }
+    int rc = 0;
+    if (failed || why)
+        rc = mindex_fail(self, "index: Redis refused %zu of %zu messages: %s", failed ? failed : messages, messages,
+                         why ? why : "transaction discarded");
+    for (size_t i = 0; i < count; i++)
+        freeReplyObject(replies[i]);
+    free(replies);
+    if (rc != 0)
+        zhashx_purge(self->expiring);
+    return rc;
+}
+
+/* ---- reading ---- */
+
+/* window - the partitions to read: [*first, *last], and the oldest delivery time kept. */
+static void window(const mindex_t *self, int64_t *first, int64_t *last, int64_t *oldest_ms)
+{
+    int64_t now = util_now_ms();
+    *oldest_ms = now - self->retention_ms;
+    *first = partition_of(self, *oldest_ms);
+    *last = partition_of(self, now) + 1; /* a clock a little ahead on another host */
+}
+
+/* record_decode - one stored record (msgpack) into *rec; 0 or -1. */
+static int record_decode(const char *buf, size_t len, mindex_record_t *rec)
+{
+    memset(rec, 0, sizeof(*rec));
+    const char *why;
+    if (msgpack_check(buf, len, 4, 100000, &why) < 0)
+        return -1;
+    msgpack_unpacked up;
+    msgpack_unpacked_init(&up);
+    size_t off = 0;
+    int rc = -1;
+    if (msgpack_unpack_next(&up, buf, len, &off) != MSGPACK_UNPACK_SUCCESS)
+        goto out;
+    msgpack_object o = up.data;
+    if (o.type != MSGPACK_OBJECT_ARRAY || o.via.array.size < 12)
+        goto out;
+    msgpack_object *a = o.via.array.ptr;
+    if (a[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER || a[1].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
+        a[2].type != MSGPACK_OBJECT_POSITIVE_INTEGER || a[3].type != MSGPACK_OBJECT_STR || a[3].via.str.size != 36 ||
+        a[10].type != MSGPACK_OBJECT_ARRAY || a[11].type != MSGPACK_OBJECT_ARRAY)
+        goto out;
+    rec->mid = (int64_t)a[1].via.u64;
+    rec->time_ms = (int64_t)a[2].via.u64;
+    memcpy(rec->email_id, a[3].via.str.ptr, 36);
+    rec->email_id[36] = '\0';
+    char **strs[] = {&rec->direction, &rec->message_id, &rec->subject, &rec->sender, &rec->sender_ip, &rec->queue_id};
+    for (int i = 0; i < 6; i++) {
+        msgpack_object *s = &a[4 + i];
+        if (s->type == MSGPACK_OBJECT_STR)
+            *strs[i] = util_xstrndup(s->via.str.ptr, s->via.str.size);
+    }
+    size_t n = a[10].via.array.size;
+    rec->rcpts = util_xcalloc(n ? n : 1, sizeof(*rec->rcpts));
+    for (size_t i = 0; i < n; i++) {
+        msgpack_object *r = &a[10].via.array.ptr[i];
+        msgpack_object *s = i < a[11].via.array.size ? &a[11].via.array.ptr[i] : NULL;
+        if (r->type != MSGPACK_OBJECT_STR)
+            continue;
+        rec->rcpts[rec->n_rcpts].address = util_xstrndup(r->via.str.ptr, r->via.str.size);
+        rec->rcpts[rec->n_rcpts].state = s && s->type == MSGPACK_OBJECT_STR ? util_xstrndup(s->via.str.ptr, s->via.str.size)
+                                                                           : util_xstrdup("delivered");
+        rec->n_rcpts++;
+    }
+    rc = 0;
+out:
+    msgpack_unpacked_destroy(&up);
+    if (rc != 0)
+        mindex_record_clear(rec);
+    return rc;
+}
+
+void mindex_record_clear(mindex_record_t *rec)
+{
+    if (!rec)
+        return;
+    free(rec->direction);
+    free(rec->message_id);
+    free(rec->subject);
+    free(rec->sender);
+    free(rec->sender_ip);
+    free(rec->queue_id);
+    for (size_t i = 0; i < rec->n_rcpts; i++) {
+        free(rec->rcpts[i].address);
+        free(rec->rcpts[i].state);
+    }
+    free(rec->rcpts);
+    memset(rec, 0, sizeof(*rec));
+}
+
+/* find_record - scan one record bucket for mid; 1 and *rec filled, 0 absent. The last record
+ * of mid in the bucket wins (later ones carry state changes). */
+static int find_record(const char *buf, size_t len, int64_t mid, mindex_record_t *rec)
+{
+    int found = 0;
+    size_t off = 0;
+    while (off + 2 <= len) {
+        size_t n = (size_t)((unsigned char)buf[off] << 8 | (unsigned char)buf[off + 1]);
+        if (off + 2 + n > len)
+            break;
+        mindex_record_t r;
+        if (record_decode(buf + off + 2, n, &r) == 0) {
+            if (r.mid == mid) {
+                if (found)
+                    mindex_record_clear(rec);
+                *rec = r;
+                found = 1;
+            } else {
+                mindex_record_clear(&r);
+            }
+        }
+        off += 2 + n;
+    }
+    return found;
+}
+
+/* records_present - the MIDs of the records in one record bucket delivered at or after
+ * oldest (at most max); each record is decoded once. */
+static size_t records_present(const char *buf, size_t len, int64_t oldest, int64_t *out, size_t max)
+{
+    size_t n = 0, off = 0;
+    while (off + 2 <= len && n < max) {
+        size_t rl = (size_t)((unsigned char)buf[off] << 8 | (unsigned char)buf[off + 1]);
+        if (off + 2 + rl > len)
+            break;
+        mindex_record_t r;
+        if (record_decode(buf + off + 2, rl, &r) == 0) {
+            if (r.time_ms >= oldest)
+                out[n++] = r.mid;
+            mindex_record_clear(&r);
+        }
+        off += 2 + rl;
+    }
+    return n;
+}
+
+/* read_keys - GET every key in one pipeline; replies[i] for keys[i] (caller frees). */
+static int read_keys(mindex_t *self, char **keys, size_t n, redisReply **replies)
+{
+    for (size_t i = 0; i < n; i++)
+        if (redis_conn_append(self->redis, "GET %s", keys[i]) != 0)
+            return mindex_fail(self, "index: %s", redis_conn_errstr(self->redis));
+    if (redis_conn_pipeline_exec(self->redis, replies, n) != 0)
+        return mindex_fail(self, "index: Redis %s: %s", redis_conn_describe(self->redis), redis_conn_errstr(self->redis));
+    return 0;
+}
+
+int mindex_get(mindex_t *self, int64_t mid, mindex_record_t *rec)
+{
+    memset(rec, 0, sizeof(*rec));
+    if (mid <= 0)
+        return 0;
+    if (self->queued_commands && mindex_flush(self) != 0)
+        return -1;
+    if (mindex_ready(self) != 0)
+        return -1;
+    int64_t first, last, oldest;
+    window(self, &first, &last, &oldest);
+    size_t n = (size_t)(last - first + 1);
+    char **keys = util_xcalloc(n, sizeof(*keys));
+    redisReply **replies = util_xcalloc(n, sizeof(*replies));
+    for (size_t i = 0; i < n; i++) {
+        keys[i] = util_xmalloc(96);
+        record_key(keys[i], 96, last - (int64_t)i, mid);
+    }
+    int rc = read_keys(self, keys, n, replies);
+    int found = 0;
+    for (size_t i = 0; rc == 0 && i < n && !found; i++) {
+        redisReply *r = replies[i];
+        if (r && r->type == REDIS_REPLY_STRING && find_record(r->str, r->len, mid, rec) && rec->time_ms >= oldest)
+            found = 1;
+        else if (rec->mid)
+            mindex_record_clear(rec);
+    }
+    for (size_t i = 0; i < n; i++) {
+        free(keys[i]);
+        if (replies[i])
+            freeReplyObject(replies[i]);
+    }
+    free(keys);
+    free(replies);
+    return rc != 0 ? -1 : found;
+}
+
+static int cmp_mid_desc(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
+int mindex_lookup(mindex_t *self, mindex_kind_t kind, const char *value, size_t max, int64_t **mids_out,
+                  size_t *n_out)
+{
+    *mids_out = NULL;
+    *n_out = 0;
+    if (kind >= MINDEX_KINDS || !value)
+        return mindex_fail(self, "index: bad look-up");
+    if (self->queued_commands && mindex_flush(self) != 0)
+        return -1;
+    if (mindex_ready(self) != 0)
+        return -1;
+    if (max == 0 || max > MINDEX_MAX_RESULTS)
+        max = MINDEX_MAX_RESULTS;
+    int64_t first, last, oldest;
+    window(self, &first, &last, &oldest);
+    uint64_t h = value_hash(self, kind, value, strlen(value));
+    uint64_t tag = h & ((1ULL << 48) - 1);
+    size_t nparts = (size_t)(last - first + 1);
+    char **keys = util_xcalloc(nparts, sizeof(*keys));
+    redisReply **replies = util_xcalloc(nparts, sizeof(*replies));
+    for (size_t i = 0; i < nparts; i++) {
+        keys[i] = util_xmalloc(128);
+        bucket_key(self, keys[i], 128, last - (int64_t)i, kind, h);
+    }
+    int rc = read_keys(self, keys, nparts, replies);
+    /* candidates: (partition, MID) of every entry with the value's tag */
+    size_t cap = 64, n = 0;
+    int64_t *cand_mid = util_xmalloc(cap * sizeof(*cand_mid));
+    int64_t *cand_part = util_xmalloc(cap * sizeof(*cand_part));
+    for (size_t i = 0; rc == 0 && i < nparts; i++) {
+        redisReply *r = replies[i];
+        if (!r || r->type != REDIS_REPLY_STRING)
+            continue;
+        const unsigned char *p = (const unsigned char *)r->str;
+        for (size_t off = 0; off + MINDEX_ENTRY <= r->len && n < max; off += MINDEX_ENTRY) {
+            if (get48(p + off) != tag)
+                continue;
+            if (n == cap) {
+                cap *= 2;
+                cand_mid = util_xrealloc(cand_mid, cap * sizeof(*cand_mid));
+                cand_part = util_xrealloc(cand_part, cap * sizeof(*cand_part));
+            }
+            cand_mid[n] = (int64_t)get40(p + off + 6);
+            cand_part[n] = last - (int64_t)i;
+            n++;
+        }
+    }
+    for (size_t i = 0; i < nparts; i++) {
+        free(keys[i]);
+        if (replies[i])
+            freeReplyObject(replies[i]);
+    }
+    free(keys);
+    free(replies);
+    /* keep the MIDs whose record exists and is inside the window: read each record bucket once */
+    int64_t *mids = util_xmalloc((n ? n : 1) * sizeof(*mids));
+    size_t kept = 0;
+    size_t i = 0;
+    while (rc == 0 && i < n) {
+        /* a batch of distinct record buckets */
+        size_t batch_end = i, nb = 0;
+        char **rkeys = util_xcalloc(256, sizeof(*rkeys));
+        size_t *first_of = util_xcalloc(256, sizeof(*first_of));
+        while (batch_end < n && nb < 256) {
+            char k[96];
+            record_key(k, sizeof(k), cand_part[batch_end], cand_mid[batch_end]);
+            if (nb == 0 || strcmp(rkeys[nb - 1], k) != 0) {
+                rkeys[nb] = util_xstrdup(k);
+                first_of[nb] = batch_end;
+                nb++;
+            }
+            batch_end++;
+        }
+        if (nb == 256 && batch_end < n)
+            batch_end = first_of[nb - 1]; /* the last bucket may continue: next batch */
+        redisReply **rr = util_xcalloc(nb, sizeof(*rr));
+        rc = read_keys(self, rkeys, nb, rr);
+        for (size_t b = 0; rc == 0 && b < nb; b++) {
+            size_t end = b + 1 < nb ? first_of[b + 1] : batch_end;
+            int64_t present[MINDEX_RECORDS_PER_BUCKET * 4];
+            size_t np = 0;
+            if (rr[b] && rr[b]->type == REDIS_REPLY_STRING)
+                np = records_present(rr[b]->str, rr[b]->len, oldest, present, UTIL_ARRAY_LEN(present));
+            for (size_t c = first_of[b]; c < end; c++)
+                for (size_t k = 0; k < np; k++)
+                    if (present[k] == cand_mid[c]) {
+                        mids[kept++] = cand_mid[c];
+                        break;
+                    }
+        }
+        for (size_t b = 0; b < nb; b++) {
+            free(rkeys[b]);
+            if (rr[b])
+                freeReplyObject(rr[b]);
+        }
+        free(rr);
+        free(rkeys);
+        free(first_of);
+        i = batch_end > i ? batch_end : n;
+    }
+    free(cand_mid);
+    free(cand_part);
+    if (rc != 0) {
+        free(mids);
+        return -1;
+    }
+    qsort(mids, kept, sizeof(*mids), cmp_mid_desc);
+    size_t w = 0;
+    for (size_t k = 0; k < kept; k++)
+        if (w == 0 || mids[w - 1] != mids[k])
+            mids[w++] = mids[k];
+    *mids_out = mids;
+    *n_out = w;
+    return 0;
+}
