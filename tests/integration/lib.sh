@@ -26,7 +26,7 @@ fail() {
     for pidfile in "$WORK"/*.pid; do
         [ -f "$pidfile" ] || continue
         name=$(basename "$pidfile" .pid)
-        alive "$name" && { echo "--- running: $name"; tail -n 4 "$WORK/$name.err"; } >&2
+        alive "$name" && [ -f "$WORK/$name.err" ] && { echo "--- running: $name"; tail -n 4 "$WORK/$name.err"; } >&2
     done
     echo "FAIL: $* (at $(caller 1 2>/dev/null || caller 0))" >&2
     exit 1
