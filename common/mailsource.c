@@ -26,7 +26,8 @@
 #include "util.h"
 
 #define MAILSOURCE_REASON_MAX (MAILSOURCE_ORIGIN_MAX + 256)
-#define MAILSOURCE_RELEASE_STEP ((size_t)64 * 1024 * 1024) /* mbox bytes handed over before dropping pages */
+/* mbox bytes handed over before their pages are dropped */
+#define MAILSOURCE_RELEASE_STEP ((size_t)64 * 1024 * 1024)
 
 typedef struct {
     size_t max_file, max_message;

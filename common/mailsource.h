@@ -16,7 +16,7 @@
  *   - any other directory is walked depth first, entries in byte order (strcmp), directories
  *     that are maildirs treated as such.
  * Inside directories, names starting with "." are skipped silently, symbolic links are not
- * followed and FIFOs, sockets and devices are not opened (both reported). The path given
+ * followed and FIFOs, sockets and devices are not opened (each is reported). The path given
  * to mailsource_walk itself is followed if it is a symbolic link and may start with ".".
  *
  * Hostile or broken input is bounded and never fatal: directory nesting (MAILSOURCE_MAX_DEPTH),
@@ -35,9 +35,9 @@
 #include <limits.h>
 #include <stddef.h>
 
-#define MAILSOURCE_MAX_DEPTH 32                   /* directories below the path walked */
-#define MAILSOURCE_MAX_ENTRIES (10u * 1000 * 1000) /* names read per directory; the rest: reported */
-#define MAILSOURCE_ORIGIN_MAX (PATH_MAX + 32)     /* an origin, "#N" and NUL included */
+#define MAILSOURCE_MAX_DEPTH 32                    /* directories below the path walked */
+#define MAILSOURCE_MAX_ENTRIES (10u * 1000 * 1000) /* names read per directory */
+#define MAILSOURCE_ORIGIN_MAX (PATH_MAX + 32)      /* an origin, "#N" and NUL included */
 
 /* mailsource_fn - one message: origin names it for error messages ("path" for a file, "path#N"
  * (N counted from 1) for the Nth message of an mbox); data/len are the message bytes (not
@@ -70,10 +70,10 @@ typedef void (*mailsource_error_fn)(void *ctx, const char *origin, const char *r
  * Details: in an mbox, the empty line before each "From " separator (and one at the end of the
  * file) belongs to the mbox format and is not handed over; lines matching ">+From " lose one
  * ">". max_message applies to every message, a single message file included; it is compared
- * with the bytes in the file. Messages that are empty after the separator is taken off are skipped
- * silently but still counted in the "#N" numbering, so N is always the Nth "From " separator. A
- * path that is neither a regular file nor a directory is an error (-1). err is emptied first, so
- * a -1 that fn returned leaves it empty. on_error and stats may be NULL.
+ * with the bytes in the file. Messages that are empty once the separator is taken off are
+ * skipped silently but still counted in the "#N" numbering, so N is always the Nth "From "
+ * separator. A path that is neither a regular file nor a directory is an error (-1). err is
+ * emptied first, so a -1 that fn returned leaves it empty. on_error and stats may be NULL.
  */
 int mailsource_walk(const char *path, size_t max_file, size_t max_message, mailsource_fn fn,
                     mailsource_error_fn on_error, void *ctx, mailsource_stats_t *stats, char *err,

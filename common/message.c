@@ -24,6 +24,7 @@
 
 #include "url_canon.h"
 #include "url_find.h"
+#include "text.h"
 #include "url_unwrap.h"
 #include "util.h"
 
@@ -38,6 +39,8 @@ typedef struct {
     strbuf_t canon;       /* scratch for url_canon */
     bool parts_capped;
     bool urls_capped;
+    bool bare_capped;
+    size_t n_bare;        /* candidates without a scheme ("example.com/x") seen */
     bool attachments_capped;
 } parse_state_t;
 
@@ -72,6 +75,20 @@ static void scratch_trim(void)
         strbuf_release(&scratch.text);
     if (scratch.utf8.cap > MESSAGE_SCRATCH_KEEP)
         strbuf_release(&scratch.utf8);
+}
+
+static void iconv_cache_release(void);
+
+void message_thread_release(void)
+{
+    if (scratch.ready) {
+        free(scratch.chunk_in);
+        free(scratch.chunk_out);
+        strbuf_release(&scratch.text);
+        strbuf_release(&scratch.utf8);
+        memset(&scratch, 0, sizeof(scratch));
+    }
+    iconv_cache_release();
 }
 
 static pthread_once_t library_once = PTHREAD_ONCE_INIT;
@@ -215,28 +232,58 @@ static size_t embedded_urls(parse_state_t *st, const char *canon, size_t len, in
         return 0;
     const char *p = host + 3, *end = canon + len;
     size_t added = 0;
+    char buf[URL_CANON_MAX_INPUT + 8];
     while (p < end) {
-        const char *hit = memmem(p, (size_t)(end - p), "://", 3);
+        /* "scheme:/" : canonicalization collapses a path's "//" to "/", so a target written in
+         * a path ("http://rd.example/r/https://evil.example/") reads "https:/evil.example/" */
+        const char *hit = memmem(p, (size_t)(end - p), ":/", 2);
         if (!hit)
             break;
         const char *start = NULL;
-        if (hit - p >= 4 && memcmp(hit - 4, "http", 4) == 0)
-            start = hit - 4;
         if (hit - p >= 5 && memcmp(hit - 5, "https", 5) == 0)
             start = hit - 5;
-        if (hit - p >= 3 && memcmp(hit - 3, "ftp", 3) == 0)
+        else if (hit - p >= 4 && memcmp(hit - 4, "http", 4) == 0)
+            start = hit - 4;
+        else if (hit - p >= 3 && memcmp(hit - 3, "ftp", 3) == 0)
             start = hit - 3;
-        if (start) {
-            const char *stop = memchr(hit, '&', (size_t)(end - hit));
-            if (!stop)
-                stop = end;
-            added += state_url_collect_depth(st, start, (size_t)(stop - start), depth + 1);
-            p = stop;
-        } else {
-            p = hit + 3;
+        if (!start) {
+            p = hit + 2;
+            continue;
         }
+        const char *stop = memchr(hit, '&', (size_t)(end - hit));
+        if (!stop)
+            stop = end;
+        size_t scheme = (size_t)(hit - start);
+        const char *rest = hit + 1; /* the slash or slashes */
+        while (rest < stop && *rest == '/')
+            rest++;
+        size_t rest_len = (size_t)(stop - rest);
+        if (scheme + 3 + rest_len < sizeof(buf) && rest_len > 0) {
+            memcpy(buf, start, scheme);
+            memcpy(buf + scheme, "://", 3);
+            memcpy(buf + scheme + 3, rest, rest_len);
+            added += state_url_collect_depth(st, buf, scheme + 3 + rest_len, depth + 1);
+        }
+        p = stop;
     }
     return added;
+}
+
+/* defanged_host - the scheme or host of url is defanged (hxxp, [.], (.), {.}, [dot], [:]):
+ * then url is an analyst's spelling, not a link; a "(.)" in a path is just a path. */
+static bool defanged_host(const char *url, size_t len)
+{
+    if (len >= 4 && g_ascii_strncasecmp(url, "hxxp", 4) == 0)
+        return true;
+    const char *sep = memmem(url, len, "//", 2);
+    size_t from = sep ? (size_t)(sep - url) + 2 : 0;
+    size_t to = from;
+    while (to < len && url[to] != '/' && url[to] != '?' && url[to] != '#')
+        to++;
+    for (size_t i = 0; i < to; i++)
+        if (url[i] == '[' || url[i] == '(' || url[i] == '{')
+            return !(i == from && url[i] == '['); /* an IPv6 literal is a host */
+    return false;
 }
 
 /* state_url_collect - every layer of a candidate that is a URL in its own right: a layer
@@ -251,7 +298,8 @@ static size_t state_url_collect_depth(parse_state_t *st, const char *url, size_t
         st->msg->n_url_candidates++;
     url_unwrap_layers(url, len, collect_layer, &ls);
     for (int i = 0; i < ls.n; i++) {
-        bool text_only = i + 1 < ls.n && (ls.via[i + 1] == URL_WRAP_DEFANG || ls.via[i + 1] == URL_WRAP_BLOCKED);
+        bool text_only = i + 1 < ls.n && (ls.via[i + 1] == URL_WRAP_BLOCKED ||
+                                          (ls.via[i + 1] == URL_WRAP_DEFANG && defanged_host(ls.url[i], ls.len[i])));
         if (!text_only && state_url_add(st, ls.url[i], ls.len[i])) {
             added++;
             /* the URL just kept is the last one of the list: look inside it */
@@ -270,8 +318,28 @@ static size_t state_url_collect(parse_state_t *st, const char *url, size_t len)
 
 static void found_url(void *arg, const char *url, size_t len, url_origin_t origin)
 {
-    (void)origin;
-    state_url_collect(arg, url, len);
+    parse_state_t *st = arg;
+    /* budgets, so that cheap padding cannot push the link that matters out of the message's
+     * URLs: bare host names from text are capped on their own, and the last tenth of the URL
+     * budget is kept for links (HTML attributes) */
+    if (origin == URL_FROM_TEXT) {
+        bool schemed = memmem(url, len < 16 ? len : 16, ":/", 2) || memmem(url, len < 16 ? len : 16, "[:]", 3) ||
+                       (len > 7 && memcmp(url, "BLOCKED", 7) == 0);
+        if (!schemed && ++st->n_bare > MESSAGE_MAX_BARE_HOSTS) {
+            if (!st->bare_capped)
+                note_limit(st->msg, "more than %d bare host names in text: the rest are not kept", MESSAGE_MAX_BARE_HOSTS);
+            st->bare_capped = true;
+            return;
+        }
+        if (st->msg->urls.n >= MESSAGE_MAX_URLS - MESSAGE_MAX_URLS / 10) {
+            if (!st->urls_capped)
+                note_limit(st->msg, "more than %d URLs in text: the rest of the text's URLs are not kept",
+                           MESSAGE_MAX_URLS - MESSAGE_MAX_URLS / 10);
+            st->urls_capped = true;
+            return;
+        }
+    }
+    state_url_collect(st, url, len);
 }
 
 static void state_init(parse_state_t *st, message_t *msg)
@@ -359,7 +427,8 @@ static void collect_delivered_to(GMimeObject *top, message_t *msg)
     static const char *const names[] = {"Delivered-To", "X-Original-To", "Envelope-To", "X-Envelope-To"};
     GMimeHeaderList *headers = g_mime_object_get_header_list(top);
     int count = g_mime_header_list_get_count(headers);
-    for (int i = 0; i < count && i < 1000; i++) {
+    zhashx_t *seen = zhashx_new();
+    for (int i = 0; i < count && i < 1000 && msg->delivered_to.n < MESSAGE_MAX_DELIVERED_TO; i++) {
         GMimeHeader *h = g_mime_header_list_get_header_at(headers, i);
         const char *name = g_mime_header_get_name(h);
         bool wanted = false;
@@ -372,16 +441,13 @@ static void collect_delivered_to(GMimeObject *top, message_t *msg)
             continue;
         message_strv_t found = {0};
         addresses_collect(list, &found, 0);
-        for (size_t k = 0; k < found.n; k++) {
-            bool dup = false;
-            for (size_t j = 0; j < msg->delivered_to.n; j++)
-                dup |= strcmp(msg->delivered_to.v[j], found.v[k]) == 0;
-            if (!dup)
-                strv_push(&msg->delivered_to, found.v[k], strlen(found.v[k]), MESSAGE_MAX_ADDRESSES);
-        }
+        for (size_t k = 0; k < found.n && msg->delivered_to.n < MESSAGE_MAX_DELIVERED_TO; k++)
+            if (zhashx_insert(seen, found.v[k], (void *)1) == 0)
+                strv_push(&msg->delivered_to, found.v[k], strlen(found.v[k]), MESSAGE_MAX_DELIVERED_TO);
         strv_clear(&found);
         g_object_unref(list);
     }
+    zhashx_destroy(&seen);
 }
 
 /* ---- trusted relays and Received ---- */
@@ -474,26 +540,41 @@ static bool received_hop(const char *value, char *ip, size_t iplen, char *helo, 
     while (*end && !(isspace((unsigned char)end[0]) && strncasecmp(end + 1, "by", 2) == 0 &&
                      isspace((unsigned char)end[3])))
         end++;
-    for (const char *q = p; q < end; q++) {
-        if (*q != '[' && *q != '(')
-            continue;
-        const char *start = q + 1;
-        if (strncasecmp(start, "IPv6:", 5) == 0)
-            start += 5;
-        size_t n = strspn(start, "0123456789abcdefABCDEF.:");
-        if (n == 0 || n >= iplen || n >= 64)
-            continue;
-        char cand[64];
-        memcpy(cand, start, n);
-        cand[n] = '\0';
-        unsigned char tmp[16];
-        if (inet_pton(AF_INET, cand, tmp) == 1 || inet_pton(AF_INET6, cand, tmp) == 1) {
-            memcpy(ip, cand, n + 1);
-            /* "[1.2.3.4]" as the HELO itself is not a name */
-            if (helo[0] == '[')
-                helo[0] = '\0';
-            return true;
+    /* the address the receiving MTA saw is in the comment after the HELO name ("from helo
+     * (rdns [ip])"); the HELO itself may be an address literal the client chose, so it only
+     * counts when there is nothing else; Exim's "(helo=[x])" is the client's word too */
+    const char *found = NULL;
+    size_t found_n = 0;
+    for (int pass = 0; pass < 2 && !found; pass++) {
+        const char *from = pass == 0 ? p + hn : p, *to = pass == 0 ? end : p + hn;
+        for (const char *q = from; q < to && !found; q++) {
+            if (*q != '[' && *q != '(')
+                continue;
+            if (q - value >= 5 && strncasecmp(q - 5, "helo=", 5) == 0)
+                continue;
+            const char *start = q + 1;
+            if (strncasecmp(start, "IPv6:", 5) == 0)
+                start += 5;
+            size_t n = strspn(start, "0123456789abcdefABCDEF.:");
+            if (n == 0 || n >= iplen || n >= 64)
+                continue;
+            char cand[64];
+            memcpy(cand, start, n);
+            cand[n] = '\0';
+            unsigned char tmp[16];
+            if (inet_pton(AF_INET, cand, tmp) == 1 || inet_pton(AF_INET6, cand, tmp) == 1) {
+                found = start;
+                found_n = n;
+            }
         }
+    }
+    if (found) {
+        memcpy(ip, found, found_n);
+        ip[found_n] = '\0';
+        /* "[1.2.3.4]" as the HELO itself is not a name */
+        if (helo[0] == '[')
+            helo[0] = '\0';
+        return true;
     }
     /* "from 1.2.3.4 by ..." */
     char cand[64];
@@ -552,6 +633,15 @@ static __thread struct {
 } iconv_cache[MESSAGE_ICONV_CACHE];
 static __thread unsigned iconv_cache_next;
 
+static void iconv_cache_release(void)
+{
+    for (int i = 0; i < MESSAGE_ICONV_CACHE; i++) {
+        if (iconv_cache[i].name[0] && iconv_cache[i].cd != (iconv_t)-1)
+            iconv_close(iconv_cache[i].cd);
+        iconv_cache[i].name[0] = '\0';
+    }
+}
+
 static iconv_t iconv_cached(const char *charset)
 {
     if (strlen(charset) >= sizeof(iconv_cache[0].name))
@@ -571,6 +661,32 @@ static iconv_t iconv_cached(const char *charset)
     return iconv_cache[slot].cd;
 }
 
+/* utf8_mostly_valid - text declared UTF-8 (declared) is read as UTF-8 whatever its bad bytes;
+ * undeclared text is when its non-ASCII bytes are mostly valid UTF-8 sequences. */
+static bool utf8_mostly_valid(const strbuf_t *text, bool declared)
+{
+    if (declared)
+        return true;
+    size_t valid = 0, invalid = 0;
+    const unsigned char *p = (const unsigned char *)text->data;
+    for (size_t i = 0; i < text->len;) {
+        if (p[i] < 0x80) {
+            i++;
+            continue;
+        }
+        uint32_t cp;
+        size_t n = text_utf8_decode(p + i, text->len - i, &cp);
+        if (n == 0) {
+            invalid++;
+            i++;
+        } else {
+            valid++;
+            i += n;
+        }
+    }
+    return valid > 4 * invalid;
+}
+
 /* to_utf8 - text (in charset) as UTF-8: text itself when it needs no conversion, else the
  * conversion written into out. Bytes that do not convert are replaced by a space. With no
  * charset, valid UTF-8 is kept and anything else read as windows-1252; an unknown charset
@@ -578,14 +694,29 @@ static iconv_t iconv_cached(const char *charset)
 static strbuf_t *to_utf8(const char *charset, strbuf_t *text, strbuf_t *out)
 {
     const char *from = NULL;
+    bool declared_utf8 = false;
     if (charset && *charset) {
         from = g_mime_charset_iconv_name(charset);
-        if (from && (g_ascii_strcasecmp(from, "UTF-8") == 0 || g_ascii_strcasecmp(from, "us-ascii") == 0 ||
-                     g_ascii_strcasecmp(from, "ASCII") == 0))
+        declared_utf8 = from && g_ascii_strcasecmp(from, "UTF-8") == 0;
+        if (from && (declared_utf8 || g_ascii_strcasecmp(from, "us-ascii") == 0 || g_ascii_strcasecmp(from, "ASCII") == 0))
             from = NULL;
     }
     if (!from && g_utf8_validate(text->data ? text->data : "", (gssize)text->len, NULL))
         return text;
+    if (!from && utf8_mostly_valid(text, declared_utf8)) {
+        /* UTF-8 with a few bad bytes: keep every valid sequence (an IDN stays an IDN) */
+        unsigned char *p = (unsigned char *)text->data;
+        for (size_t i = 0; i < text->len;) {
+            uint32_t cp;
+            size_t n = text_utf8_decode(p + i, text->len - i, &cp);
+            if (n == 0) {
+                p[i++] = ' ';
+                continue;
+            }
+            i += n;
+        }
+        return text;
+    }
     if (!from)
         from = "WINDOWS-1252";
     iconv_t cd = iconv_cached(from);
@@ -820,22 +951,71 @@ static void parser_warning(gint64 offset, GMimeParserWarning code, const gchar *
         note_limit(w->msg, "%s", what);
 }
 
+/* declared_boundaries - the values of the boundary= parameters written in data (at most max
+ * distinct, each at most 70 bytes as RFC 2046 allows), for counting the lines that GMime
+ * will take as part boundaries. */
+#define MESSAGE_MAX_DECLARED_BOUNDARIES 64
+typedef struct {
+    char value[MESSAGE_MAX_DECLARED_BOUNDARIES][72];
+    size_t len[MESSAGE_MAX_DECLARED_BOUNDARIES];
+    size_t n;
+} boundaries_t;
+
+static void declared_boundaries(const char *data, size_t len, boundaries_t *b)
+{
+    b->n = 0;
+    for (size_t i = 0; i + 9 < len && b->n < MESSAGE_MAX_DECLARED_BOUNDARIES; i++) {
+        if ((data[i] != 'b' && data[i] != 'B') || g_ascii_strncasecmp(data + i, "boundary=", 9) != 0)
+            continue;
+        size_t k = i + 9, n = 0;
+        char v[72];
+        bool quoted = k < len && data[k] == '"';
+        if (quoted)
+            k++;
+        while (k < len && n < 71 && (quoted ? data[k] != '"' : !strchr(" \t\r\n;\"", data[k])) &&
+               data[k] != '\n')
+            v[n++] = data[k++];
+        if (n == 0)
+            continue;
+        bool dup = false;
+        for (size_t j = 0; j < b->n && !dup; j++)
+            dup = b->len[j] == n && memcmp(b->value[j], v, n) == 0;
+        if (!dup) {
+            memcpy(b->value[b->n], v, n);
+            b->len[b->n++] = n;
+        }
+        i = k;
+    }
+}
+
 /* message_part_cut - where to cut data so that GMime sees at most MESSAGE_MAX_BOUNDARY_LINES
- * lines that start with "--" (boundary candidates): the start of the first line past the
- * cap, or len. */
+ * boundary lines ("--" and a declared boundary): the start of the first line past the cap,
+ * or len. Lines that merely start with "--" in a text part do not count. */
 static size_t message_part_cut(const char *data, size_t len)
 {
-    size_t count = 0;
+    boundaries_t *b = util_xmalloc(sizeof(*b));
+    declared_boundaries(data, len, b);
+    size_t count = 0, cut = len;
     const char *p = data, *end = data + len;
-    while (p < end) {
+    while (p < end && b->n > 0) {
         const char *hit = memmem(p, (size_t)(end - p), "\n--", 3);
         if (!hit)
             break;
-        if (++count > MESSAGE_MAX_BOUNDARY_LINES)
-            return (size_t)(hit + 1 - data);
+        const char *v = hit + 3;
+        size_t left = (size_t)(end - v);
+        for (size_t j = 0; j < b->n; j++) {
+            if (left >= b->len[j] && memcmp(v, b->value[j], b->len[j]) == 0) {
+                if (++count > MESSAGE_MAX_BOUNDARY_LINES)
+                    cut = (size_t)(hit + 1 - data);
+                break;
+            }
+        }
+        if (cut < len)
+            break;
         p = hit + 3;
     }
-    return len;
+    free(b);
+    return cut;
 }
 
 /* looks_like_header - the data starts with a header field ("Name:" with printable name). */

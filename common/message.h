@@ -31,13 +31,15 @@
 #include "strbuf.h"
 
 #define MESSAGE_MAX_SIZE (200u * 1024 * 1024) /* larger input is refused */
-#define MESSAGE_MAX_PARTS 10000               /* MIME parts walked; the rest are skipped */
+#define MESSAGE_MAX_PARTS 50000               /* MIME parts walked; the rest are skipped */
 #define MESSAGE_MAX_DEPTH 32                  /* message/rfc822 and multipart nesting */
 #define MESSAGE_MAX_BOUNDARY_LINES 50000      /* "--" lines handed to GMime; the rest: raw text */
 #define MESSAGE_MAX_TEXT_SCAN (16u * 1024 * 1024) /* decoded text scanned for URLs per part */
-#define MESSAGE_MAX_URLS 10000                /* distinct canonical URLs kept */
+#define MESSAGE_MAX_URLS 10000                /* distinct canonical URLs kept (9,000 from text) */
+#define MESSAGE_MAX_BARE_HOSTS 2000           /* "example.com"-style candidates from text */
 #define MESSAGE_MAX_ATTACHMENTS 1000
 #define MESSAGE_MAX_ADDRESSES 10000           /* per address header */
+#define MESSAGE_MAX_DELIVERED_TO 100          /* recipients read from delivery headers */
 #define MESSAGE_MAX_TRUSTED 64
 
 typedef struct {
@@ -94,6 +96,9 @@ typedef struct {
 
 /* message_library_init - initialise GMime once per process (idempotent, thread-safe). */
 void message_library_init(void);
+/* message_thread_release - free the buffers and charset converters message_parse keeps per
+ * thread between calls (call before a thread that parsed messages exits). */
+void message_thread_release(void);
 
 /* message_parse - parse len bytes of data (an RFC 5322 message; an mbox "From " first line is
  * skipped) with the caller's context (may be NULL) into *msg, which the caller later frees

@@ -391,8 +391,10 @@ static size_t try_bare_host(url_sink_t *sink, const unsigned char *p, size_t len
     for (size_t k = start + 1; k < host_end; k++)
         if (p[k] == '.' && p[k - 1] == '.')
             return 0;
+    /* not a host: nothing was reported, so nothing is consumed (a scheme glued after it, as
+     * in "Sign in.https://x", must still be found) */
     if (last <= start || !known_tld(p + last, host_end - last))
-        return host_end;
+        return 0;
     size_t end = host_end;
     if (host_end < len && (p[host_end] == '/' || p[host_end] == ':' || p[host_end] == '?'))
         end = url_trim(p, start, url_extent(p, len, start));

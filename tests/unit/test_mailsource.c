@@ -201,8 +201,10 @@ static void test_files_and_mboxes(void **state)
             const char *suffix, *bytes; /* origin is path + suffix */
         } want[4];
     } cases[] = {
-        {"plain message", "Subject: hi\n\nbody\nFrom here\n", 1, {{"", "Subject: hi\n\nbody\nFrom here\n"}}},
-        {"message without a final newline", "Subject: hi\n\nbody", 1, {{"", "Subject: hi\n\nbody"}}},
+        {"plain message", "Subject: hi\n\nbody\nFrom here\n", 1,
+         {{"", "Subject: hi\n\nbody\nFrom here\n"}}},
+        {"message without a final newline", "Subject: hi\n\nbody", 1,
+         {{"", "Subject: hi\n\nbody"}}},
         {"one-message mbox (SpamAssassin corpus style)",
          "From someone@example.com  Mon Jan  1 00:00:00 2024\nSubject: x\n\nbody\n",
          1,
@@ -216,20 +218,22 @@ static void test_files_and_mboxes(void **state)
          "From c@example.com Wed Jan  3 00:00:00 2024\n"
          ">From at the start\nSubject: 3\n\nend\n",
          3,
-         {{"#1", "Subject: 1\n\nline\nFrom inside a paragraph does not split\nFrom escaped\n>From twice\n"
-                 "x >From mid-line\n>From\n"},
+         {{"#1", "Subject: 1\n\nline\nFrom inside a paragraph does not split\nFrom escaped\n"
+                 ">From twice\nx >From mid-line\n>From\n"},
           {"#2", "Subject: 2\n\nbody 2\n"},
           {"#3", "From at the start\nSubject: 3\n\nend\n"}}},
         {"CRLF mbox",
          "From a Mon\r\nSubject: 1\r\n\r\nb1\r\nFrom not split\r\n\r\n"
          "From b Tue\r\nSubject: 2\r\n\r\n>From b2\r\n\r\n",
          2,
-         {{"#1", "Subject: 1\r\n\r\nb1\r\nFrom not split\r\n"}, {"#2", "Subject: 2\r\n\r\nFrom b2\r\n"}}},
+         {{"#1", "Subject: 1\r\n\r\nb1\r\nFrom not split\r\n"},
+          {"#2", "Subject: 2\r\n\r\nFrom b2\r\n"}}},
         {"garbage before the first From line: one message",
          "garbage\n\nFrom a Mon\nSubject: x\n\nFrom b Tue\n",
          1,
          {{"", "garbage\n\nFrom a Mon\nSubject: x\n\nFrom b Tue\n"}}},
-        {"mbox without a final newline", "From a\nS: 1\n\nFrom b\nS: 2", 2, {{"#1", "S: 1\n"}, {"#2", "S: 2"}}},
+        {"mbox without a final newline", "From a\nS: 1\n\nFrom b\nS: 2", 2,
+         {{"#1", "S: 1\n"}, {"#2", "S: 2"}}},
         {"empty messages are skipped but numbered",
          "From a\n\nFrom b\nS: 2\n\nFrom c", 1, {{"#2", "S: 2\n"}}},
         {"From line immediately after a From line", "From a\nFrom b\nS: 1\n", 1,
@@ -265,7 +269,8 @@ static void test_mbox_message_limit(void **state)
 {
     fixture_t *f = *state;
     char path[PATH_MAX];
-    puts_file(f, "mbox", "From a\nS: 1\n\nFrom b\nS: 2 is much longer than the limit\n\nFrom c\nS: 3\n");
+    puts_file(f, "mbox",
+              "From a\nS: 1\n\nFrom b\nS: 2 is much longer than the limit\n\nFrom c\nS: 3\n");
     collect_t c = {0};
     mailsource_stats_t st;
     assert_int_equal(walk(at(f, "mbox", path), NO_LIMIT, 10, &c, &st), 0);
@@ -550,7 +555,8 @@ static void test_large_mbox(void **state)
     count_t c = {0};
     mailsource_stats_t st;
     char err[256];
-    assert_int_equal(mailsource_walk(path, NO_LIMIT, 4096, count_fn, NULL, &c, &st, err, sizeof(err)), 0);
+    int rc = mailsource_walk(path, NO_LIMIT, 4096, count_fn, NULL, &c, &st, err, sizeof(err));
+    assert_int_equal(rc, 0);
     assert_int_equal(c.n, n);
     assert_int_equal(st.messages, n);
     assert_int_equal(st.skipped, 0);

@@ -318,7 +318,7 @@ static void test_many_tiny_parts(void **state)
     strbuf_appends(&sb, "--x--\n");
     message_t msg;
     assert_int_equal(parse(sb.data, NULL, &msg), 0);
-    assert_int_equal(msg.n_parts, MESSAGE_MAX_PARTS);
+    assert_int_equal(msg.n_parts, 30001); /* all walked: their URLs count */
     assert_int_equal(msg.n_attachments, MESSAGE_MAX_ATTACHMENTS);
     assert_true(msg.limits.n >= 1);
     message_clear(&msg);
@@ -338,13 +338,94 @@ static void test_millions_of_boundaries(void **state)
     strbuf_appends(&sb, "--x\nContent-Type: text/plain\n\nhttp://after-the-cut.example/\n--x--\n");
     message_t msg;
     assert_int_equal(parse(sb.data, NULL, &msg), 0);
-    assert_int_equal(msg.n_parts, MESSAGE_MAX_PARTS);
     static const char *const urls[] = {"http://after-the-cut.example/"};
     assert_urls(&msg, urls, UTIL_ARRAY_LEN(urls));
     bool noted = false;
     for (size_t i = 0; i < msg.limits.n; i++)
         noted |= strstr(msg.limits.v[i], "boundary lines") != NULL;
     assert_true(noted);
+    message_clear(&msg);
+    strbuf_release(&sb);
+}
+
+static void test_dash_lines_are_not_boundaries(void **state)
+{
+    (void)state;
+    /* a text part of many "--" lines must not push the real parts out of the MIME parse */
+    strbuf_t sb;
+    strbuf_init(&sb, 0);
+    strbuf_appends(&sb, "From: a@example.com\nContent-Type: multipart/mixed; boundary=\"zz\"\n\n--zz\n"
+                        "Content-Type: text/plain\n\n");
+    for (int i = 0; i < MESSAGE_MAX_BOUNDARY_LINES + 10; i++)
+        strbuf_appends(&sb, "--\n");
+    strbuf_appends(&sb, "--zz\nContent-Type: text/html\nContent-Transfer-Encoding: base64\n\n"
+                        /* <a href="https://hidden.example/x">x</a> */
+                        "PGEgaHJlZj0iaHR0cHM6Ly9oaWRkZW4uZXhhbXBsZS94Ij54PC9hPg==\n--zz--\n");
+    message_t msg;
+    assert_int_equal(parse(sb.data, NULL, &msg), 0);
+    static const char *const urls[] = {"https://hidden.example/x"};
+    assert_urls(&msg, urls, UTIL_ARRAY_LEN(urls));
+    message_clear(&msg);
+    strbuf_release(&sb);
+}
+
+static void test_spoofed_received_helo(void **state)
+{
+    (void)state;
+    /* the HELO is the client's word; the address in the comment is the MTA's */
+    const char *text = "Received: from [9.9.9.9] (unknown [203.0.113.7])\n  by mx.example with ESMTP\n"
+                       "Received: from evil (helo=[8.8.8.8]) (192.0.2.44) by mx2.example\n"
+                       "From: a@example.com\n\nbody\n";
+    message_t msg;
+    message_net_t trusted[1];
+    assert_int_equal(message_net_parse("127.0.0.1/32", &trusted[0]), 0);
+    assert_int_equal(parse(text, NULL, &msg), 0);
+    assert_string_equal(msg.sender_ip, "203.0.113.7");
+    message_clear(&msg);
+    message_net_t first;
+    assert_int_equal(message_net_parse("203.0.113.7", &first), 0);
+    message_context_t ctx = {.trusted = &first, .n_trusted = 1};
+    assert_int_equal(parse(text, &ctx, &msg), 0);
+    assert_string_equal(msg.sender_ip, "192.0.2.44");
+    message_clear(&msg);
+}
+
+static void test_review_regressions(void **state)
+{
+    (void)state;
+    /* a redirector's target in its path; "(.)" in a path is not defanging; one bad byte in a
+     * UTF-8 part keeps its IDN */
+    const char *text = "From: a@example.com\nContent-Type: text/plain; charset=utf-8\n\n"
+                       "http://rd.example/r/https://evil.com/c \xff\n"
+                       "https://example.com/wiki/Foo_(.)\n"
+                       "https://b\xc3\xbc" "cher.de/x\n";
+    message_t msg;
+    assert_int_equal(parse(text, NULL, &msg), 0);
+    static const char *const urls[] = {
+        "http://rd.example/r/https:/evil.com/c", "https://evil.com/c",
+        "https://example.com/wiki/Foo_(.)", "https://example.com/wiki/Foo_.",
+        "https://xn--bcher-kva.de/x",
+    };
+    assert_urls(&msg, urls, UTIL_ARRAY_LEN(urls));
+    message_clear(&msg);
+}
+
+static void test_padding_does_not_push_out_links(void **state)
+{
+    (void)state;
+    strbuf_t sb;
+    strbuf_init(&sb, 0);
+    strbuf_appends(&sb, "From: a@example.com\nContent-Type: text/html\n\n<p>");
+    for (int i = 0; i < 12000; i++)
+        strbuf_appendf(&sb, "a%d.io http://p%d.io/ ", i, i);
+    strbuf_appends(&sb, "</p><a href=\"https://evil-cap.com/x\">x</a>\n");
+    message_t msg;
+    assert_int_equal(parse(sb.data, NULL, &msg), 0);
+    bool found = false;
+    for (size_t i = 0; i < msg.urls.n; i++)
+        found |= strcmp(msg.urls.v[i], "https://evil-cap.com/x") == 0;
+    assert_true(found);
+    assert_true(msg.urls.n <= MESSAGE_MAX_URLS);
     message_clear(&msg);
     strbuf_release(&sb);
 }
@@ -443,6 +524,10 @@ int main(void)
         cmocka_unit_test(test_deep_nesting),
         cmocka_unit_test(test_many_tiny_parts),
         cmocka_unit_test(test_millions_of_boundaries),
+        cmocka_unit_test(test_dash_lines_are_not_boundaries),
+        cmocka_unit_test(test_spoofed_received_helo),
+        cmocka_unit_test(test_review_regressions),
+        cmocka_unit_test(test_padding_does_not_push_out_links),
         cmocka_unit_test(test_garbage_bytes),
         cmocka_unit_test(test_large_attachment_hashed),
         cmocka_unit_test(test_json_shape),

@@ -153,6 +153,8 @@ static const find_case_t TEXT_CASES[] = {
     C("bare host after a path or parameter", "/usr/lib/x.com a=b.com _c.com", NONE),
     C("bare host with empty label", "a..example.com", NONE),
     C("bare host, numbers", "version 1.2.3 costs 3.50", NONE),
+    C("scheme glued after a non-host", "Sign in.https://evil.com/b file.pdf.https://evil.com/f",
+      "https://evil.com/b", "https://evil.com/f"),
     C("www in an address", "mail a@www.example.com", NONE),
     C("www alone", "www. and www.. and www.-x", NONE),
     C("www after non-ASCII", "\xE3\x83\xAFwww.x.jp", "www.x.jp"),
