@@ -4,7 +4,9 @@
  *
  *   bench_index REDIS_URL COPIES < paths
  * The messages are read into memory first; each copy indexes every message again under a
- * distinct recipient (user<copy>@bench.example), as distinct deliveries.
+ * distinct recipient (user<copy>@bench.example), as distinct deliveries. Delivery times are
+ * spread evenly over the retention window (168 hours), as in an index that has been running
+ * for a week: closed partitions are compacted as the writer moves on, the newest is open.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -74,12 +76,16 @@ int main(int argc, char **argv)
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     size_t indexed = 0, failed = 0;
+    int64_t retention = 168LL * 3600 * 1000, now = util_now_ms();
+    size_t total = (size_t)copies * n;
     for (int c = 0; c < copies; c++) {
         char rcpt[64];
         snprintf(rcpt, sizeof(rcpt), "user%d@bench.example", c);
         const char *rcpts[] = {rcpt};
         mindex_delivery_t d = {.rcpts = rcpts, .n_rcpts = 1};
         for (size_t i = 0; i < n; i++) {
+            size_t k = (size_t)c * n + i;
+            d.time_ms = now - retention + 60000 + (int64_t)((double)(retention - 120000) * (double)k / (double)total);
             message_t msg;
             if (message_parse(data[i], lens[i], NULL, &msg, err, sizeof(err)) != 0) {
                 failed++;

@@ -61,7 +61,7 @@
     X(index, retention, DURATION, index_retention_ms, "168h", 1000, 31536000000,                    \
       "How long delivered messages stay in the index; everything older expires by itself.\n"        \
       "The partition length (retention / 24) is fixed when the index is first written.")          \
-    X(index, bucket_bits, INT, index_bucket_bits, "12", 4, 20,                                      \
+    X(index, bucket_bits, INT, index_bucket_bits, "8", 4, 20,                                       \
       "Index entries of one kind and partition are spread over 2^bucket_bits Redis strings.")       \
     X(index, trusted_relays, STR, index_trusted_relays, "127.0.0.0/8 ::1", 0, 0,                    \
       "Networks (space-separated) of the relays whose Received: hops are skipped when the\n"        \

@@ -4,13 +4,15 @@
  * Keys (all under cb:ix:, P = partition number = floor(time_ms / partition_ms)):
  *   cb:ix:meta                 hash: partition_ms, key (hex of the 16-byte hash key)
  *   cb:mid                     counter: MIDs are handed out by INCRBY in blocks
- *   cb:ix:<P>:<k>:<bucket>     string of 11-byte entries: tag (6 bytes), MID (5 bytes)
- *   cb:ix:<P>:r:<MID/64>       string of records: 2-byte length, msgpack record
- * <k> is one letter per kind (u d a i m s e h f); <bucket> the top bucket_bits bits of the
- * value's keyed hash, in hex; the tag its low 48 bits.
+ *   cb:ix:<P>:x:<bucket>       string of 11-byte entries: tag (6 bytes), MID (5 bytes)
+ *   cb:ix:<P>:r:<(MID-1)/64>   string of records: 2-byte length, msgpack record
+ *   cb:ix:<P>:compacted        the lock of the partition's compaction
+ * The hash covers a letter per kind (u d a i m s e h f) and the value; <bucket> is its top
+ * bucket_bits bits in hex, the tag its low 48 bits.
  */
 #include "mindex.h"
 
+#include <arpa/inet.h>
 #include <czmq.h>
 #include <errno.h>
 #include <glib.h>
@@ -33,7 +35,7 @@
 #define MINDEX_ENTRY 11
 #define MINDEX_RECORDS_PER_BUCKET 64
 #define MINDEX_MID_BLOCK MINDEX_RECORDS_PER_BUCKET
-#define MINDEX_RECORD_VERSION 1
+#define MINDEX_RECORD_VERSION 3
 #define MINDEX_MAX_RECORD 65535
 #define MINDEX_EXPIRY_CACHE 200000 /* keys this instance knows have an expiry */
 
@@ -54,6 +56,7 @@ struct mindex {
     size_t queued_commands;  /* commands in the redis_conn pipeline */
     size_t queued_messages;
     zhashx_t *expiring;      /* keys given an expiry by this instance */
+    int64_t last_part;       /* newest partition this instance has written */
     char block_keys[4][96];  /* record buckets written by the current MID block */
     int n_block_keys;
     char err[512];
@@ -84,7 +87,7 @@ mindex_t *mindex_new(redis_conn_t *redis, const mindex_options_t *options)
     mindex_t *self = util_xcalloc(1, sizeof(*self));
     self->redis = redis;
     self->retention_ms = options && options->retention_ms > 0 ? options->retention_ms : 168LL * 3600 * 1000;
-    self->bucket_bits = options && options->bucket_bits >= 4 && options->bucket_bits <= 20 ? options->bucket_bits : 12;
+    self->bucket_bits = options && options->bucket_bits >= 4 && options->bucket_bits <= 20 ? options->bucket_bits : 8;
     self->mac = EVP_MAC_fetch(NULL, "SIPHASH", NULL);
     self->mac_ctx = self->mac ? EVP_MAC_CTX_new(self->mac) : NULL;
     if (!self->mac_ctx)
@@ -182,10 +185,13 @@ static int64_t partition_of(const mindex_t *self, int64_t time_ms)
     return time_ms / self->partition_ms;
 }
 
+/* bucket_key - every kind shares the buckets of a partition (the kind is part of the hashed
+ * value, so entries of different kinds never match): fewer, larger strings cost less memory
+ * per entry than a key family per kind. */
 static void bucket_key(const mindex_t *self, char *out, size_t outlen, int64_t part, mindex_kind_t kind, uint64_t h)
 {
-    snprintf(out, outlen, "cb:ix:%lld:%c:%llx", (long long)part, KIND_LETTER[kind],
-             (unsigned long long)(h >> (64 - self->bucket_bits)));
+    (void)kind;
+    snprintf(out, outlen, "cb:ix:%lld:x:%llx", (long long)part, (unsigned long long)(h >> (64 - self->bucket_bits)));
 }
 
 /* record_key - MIDs are handed out in aligned blocks of MINDEX_MID_BLOCK (= records per
@@ -359,23 +365,36 @@ static void pack_str(msgpack_packer *pk, const char *s)
     msgpack_pack_str_body(pk, s, n);
 }
 
-/* record_encode - [version, mid, time_ms, email_id, direction, message_id, subject, sender,
- * sender_ip, queue_id, [rcpt...], [state...]] as msgpack into sb. */
-static void record_encode(msgpack_sbuffer *sb, int64_t mid, int64_t time_ms, const char *email_id,
-                          const message_t *msg, const mindex_delivery_t *d)
+static const char *const STATE_NAME[] = {"delivered", "remediated", "not_found", "failed"};
+
+/* record_encode - the stored form of a message, kept small (it is most of the index's memory):
+ * [version, MID offset in its bucket (0..63), delivery time offset in its partition (ms),
+ * direction (0 incoming, 1 outgoing), message_id, subject, sender, sender IP (4 or 16 bytes),
+ * queue_id, [rcpt...], [state index...]]. The email id is not stored: it is derived from the
+ * MID (mindex_email_id). */
+static void record_encode(msgpack_sbuffer *sb, int64_t mid, int64_t time_offset, const message_t *msg,
+                          const mindex_delivery_t *d)
 {
     msgpack_packer pk;
     msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
-    msgpack_pack_array(&pk, 12);
+    msgpack_pack_array(&pk, 11);
     msgpack_pack_int(&pk, MINDEX_RECORD_VERSION);
-    msgpack_pack_int64(&pk, mid);
-    msgpack_pack_int64(&pk, time_ms);
-    pack_str(&pk, email_id);
-    pack_str(&pk, d->direction ? d->direction : "incoming");
+    msgpack_pack_int(&pk, (int)((mid - 1) % MINDEX_RECORDS_PER_BUCKET));
+    msgpack_pack_int64(&pk, time_offset);
+    msgpack_pack_int(&pk, d->direction && strcmp(d->direction, "outgoing") == 0 ? 1 : 0);
     pack_str(&pk, msg->message_id);
     pack_str(&pk, msg->subject);
     pack_str(&pk, msg->sender);
-    pack_str(&pk, msg->sender_ip);
+    unsigned char ip[16];
+    if (msg->sender_ip && inet_pton(AF_INET, msg->sender_ip, ip) == 1) {
+        msgpack_pack_bin(&pk, 4);
+        msgpack_pack_bin_body(&pk, ip, 4);
+    } else if (msg->sender_ip && inet_pton(AF_INET6, msg->sender_ip, ip) == 1) {
+        msgpack_pack_bin(&pk, 16);
+        msgpack_pack_bin_body(&pk, ip, 16);
+    } else {
+        msgpack_pack_nil(&pk);
+    }
     pack_str(&pk, d->queue_id);
     msgpack_pack_array(&pk, d->n_rcpts);
     for (size_t i = 0; i < d->n_rcpts; i++) {
@@ -388,7 +407,40 @@ static void record_encode(msgpack_sbuffer *sb, int64_t mid, int64_t time_ms, con
     }
     msgpack_pack_array(&pk, d->n_rcpts);
     for (size_t i = 0; i < d->n_rcpts; i++)
-        pack_str(&pk, "delivered");
+        msgpack_pack_int(&pk, 0); /* delivered */
+}
+
+static void uuid_text(const unsigned char b[16], char out[37])
+{
+    snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1], b[2],
+             b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
+}
+
+/* email_id_of - the email id of a MID: a version-4-shaped UUID made of the keyed hash of the
+ * MID, so it needs no storage and cannot be guessed or forged without the index's key. */
+static void email_id_of(mindex_t *self, int64_t mid, char out[37])
+{
+    char m[24];
+    int n = snprintf(m, sizeof(m), "%lld", (long long)mid);
+    uint64_t a = value_hash(self, MINDEX_EMAIL_ID, m, (size_t)n);
+    m[n] = '#';
+    uint64_t b = value_hash(self, MINDEX_EMAIL_ID, m, (size_t)n + 1);
+    unsigned char u[16];
+    for (int i = 0; i < 8; i++) {
+        u[i] = (unsigned char)(a >> (56 - 8 * i));
+        u[8 + i] = (unsigned char)(b >> (56 - 8 * i));
+    }
+    u[6] = (unsigned char)(0x40 | (u[6] & 0x0F));
+    u[8] = (unsigned char)(0x80 | (u[8] & 0x3F));
+    uuid_text(u, out);
+}
+
+int mindex_email_id(mindex_t *self, int64_t mid, char out[37])
+{
+    if (mindex_ready(self) != 0)
+        return -1;
+    email_id_of(self, mid, out);
+    return 0;
 }
 
 /* queue_expiry - EXPIREAT key (partition end + retention) NX, once per key per instance. */
@@ -413,6 +465,43 @@ static redis_script_t compact_script = {
               "if v then redis.call('SET', KEYS[1], v, 'KEEPTTL') end\n"
               "return 1\n",
 };
+
+/* Index buckets are appended to until their partition ends; then the first instance that
+ * writes to the next partition rewrites every bucket of the closed one at its exact size (one
+ * script per kind, 2^bucket_bits keys each), under a lock so that it happens once. */
+static redis_script_t compact_partition_script = {
+    .source = "local prefix, n = ARGV[1], tonumber(ARGV[2])\n"
+              "local done = 0\n"
+              "for b = 0, n - 1 do\n"
+              "  local k = prefix .. string.format('%x', b)\n"
+              "  local v = redis.call('GET', k)\n"
+              "  if v then redis.call('SET', k, v, 'KEEPTTL'); done = done + 1 end\n"
+              "end\n"
+              "return done\n",
+};
+
+/* compact_partition - rewrite the closed partition part (see above); best effort: a failure
+ * only costs memory, so it is not reported to the writer. */
+static void compact_partition(mindex_t *self, int64_t part)
+{
+    if (self->queued_commands && mindex_flush(self) != 0)
+        return;
+    redisReply *r = redis_conn_command(self->redis, "SET cb:ix:%lld:compacted 1 NX PX %lld", (long long)part,
+                                       (long long)(self->retention_ms + 2 * self->partition_ms));
+    bool mine = r && r->type == REDIS_REPLY_STATUS;
+    if (r)
+        freeReplyObject(r);
+    if (!mine)
+        return;
+    char nbuckets[16];
+    snprintf(nbuckets, sizeof(nbuckets), "%d", 1 << self->bucket_bits);
+    char prefix[64];
+    snprintf(prefix, sizeof(prefix), "cb:ix:%lld:x:", (long long)part);
+    const char *argv[] = {prefix, nbuckets};
+    r = redis_conn_eval(self->redis, &compact_partition_script, 0, 2, argv, NULL);
+    if (r)
+        freeReplyObject(r);
+}
 
 /* queue_compaction - compact the record buckets of the current MID block (it is complete, or
  * this instance leaves it); queued in the pipeline. */
@@ -478,13 +567,17 @@ int mindex_add(mindex_t *self, const message_t *msg, const mindex_delivery_t *d,
     if (reserve_mid(self, &mid) != 0)
         return -1;
     char email_id[37];
-    util_uuid(email_id);
+    email_id_of(self, mid, email_id);
     int64_t time_ms = d->time_ms > 0 ? d->time_ms : util_now_ms();
     int64_t part = partition_of(self, time_ms);
+    if (part > self->last_part) {
+        compact_partition(self, part - 1);
+        self->last_part = part;
+    }
 
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
-    record_encode(&sb, mid, time_ms, email_id, msg, d);
+    record_encode(&sb, mid, time_ms - part * self->partition_ms, msg, d);
     if (sb.size > MINDEX_MAX_RECORD) {
         msgpack_sbuffer_destroy(&sb);
         return mindex_fail(self, "index: the record of MID %lld is larger than %d bytes", (long long)mid,
@@ -592,8 +685,10 @@ static void window(const mindex_t *self, int64_t *first, int64_t *last, int64_t 
     *last = partition_of(self, now) + 1; /* a clock a little ahead on another host */
 }
 
-/* record_decode - one stored record (msgpack) into *rec; 0 or -1. */
-static int record_decode(const char *buf, size_t len, mindex_record_t *rec)
+/* record_decode - one stored record (msgpack) of the record bucket `bucket` of partition
+ * `part` into *rec (its email id is left to the caller); 0 or -1. */
+static int record_decode(const mindex_t *self, const char *buf, size_t len, int64_t part, int64_t bucket,
+                         mindex_record_t *rec)
 {
     memset(rec, 0, sizeof(*rec));
     const char *why;
@@ -606,33 +701,43 @@ static int record_decode(const char *buf, size_t len, mindex_record_t *rec)
     if (msgpack_unpack_next(&up, buf, len, &off) != MSGPACK_UNPACK_SUCCESS)
         goto out;
     msgpack_object o = up.data;
-    if (o.type != MSGPACK_OBJECT_ARRAY || o.via.array.size < 12)
+    if (o.type != MSGPACK_OBJECT_ARRAY || o.via.array.size < 11)
         goto out;
     msgpack_object *a = o.via.array.ptr;
-    if (a[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER || a[1].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
-        a[2].type != MSGPACK_OBJECT_POSITIVE_INTEGER || a[3].type != MSGPACK_OBJECT_STR || a[3].via.str.size != 36 ||
-        a[10].type != MSGPACK_OBJECT_ARRAY || a[11].type != MSGPACK_OBJECT_ARRAY)
+    if (a[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER || a[0].via.u64 != MINDEX_RECORD_VERSION ||
+        a[1].type != MSGPACK_OBJECT_POSITIVE_INTEGER || a[1].via.u64 >= MINDEX_RECORDS_PER_BUCKET ||
+        a[2].type != MSGPACK_OBJECT_POSITIVE_INTEGER || a[2].via.u64 > (uint64_t)self->partition_ms ||
+        a[3].type != MSGPACK_OBJECT_POSITIVE_INTEGER || a[9].type != MSGPACK_OBJECT_ARRAY ||
+        a[10].type != MSGPACK_OBJECT_ARRAY)
         goto out;
-    rec->mid = (int64_t)a[1].via.u64;
-    rec->time_ms = (int64_t)a[2].via.u64;
-    memcpy(rec->email_id, a[3].via.str.ptr, 36);
-    rec->email_id[36] = '\0';
-    char **strs[] = {&rec->direction, &rec->message_id, &rec->subject, &rec->sender, &rec->sender_ip, &rec->queue_id};
-    for (int i = 0; i < 6; i++) {
+    rec->mid = bucket * MINDEX_RECORDS_PER_BUCKET + 1 + (int64_t)a[1].via.u64;
+    rec->time_ms = part * self->partition_ms + (int64_t)a[2].via.u64;
+    rec->direction = util_xstrdup(a[3].via.u64 == 1 ? "outgoing" : "incoming");
+    char **strs[] = {&rec->message_id, &rec->subject, &rec->sender};
+    for (int i = 0; i < 3; i++) {
         msgpack_object *s = &a[4 + i];
         if (s->type == MSGPACK_OBJECT_STR)
             *strs[i] = util_xstrndup(s->via.str.ptr, s->via.str.size);
     }
-    size_t n = a[10].via.array.size;
+    if (a[7].type == MSGPACK_OBJECT_BIN && (a[7].via.bin.size == 4 || a[7].via.bin.size == 16)) {
+        char ip[INET6_ADDRSTRLEN];
+        if (inet_ntop(a[7].via.bin.size == 4 ? AF_INET : AF_INET6, a[7].via.bin.ptr, ip, sizeof(ip)))
+            rec->sender_ip = util_xstrdup(ip);
+    }
+    if (a[8].type == MSGPACK_OBJECT_STR)
+        rec->queue_id = util_xstrndup(a[8].via.str.ptr, a[8].via.str.size);
+    size_t n = a[9].via.array.size;
     rec->rcpts = util_xcalloc(n ? n : 1, sizeof(*rec->rcpts));
     for (size_t i = 0; i < n; i++) {
-        msgpack_object *r = &a[10].via.array.ptr[i];
-        msgpack_object *s = i < a[11].via.array.size ? &a[11].via.array.ptr[i] : NULL;
+        msgpack_object *r = &a[9].via.array.ptr[i];
+        msgpack_object *s = i < a[10].via.array.size ? &a[10].via.array.ptr[i] : NULL;
         if (r->type != MSGPACK_OBJECT_STR)
             continue;
+        uint64_t state = s && s->type == MSGPACK_OBJECT_POSITIVE_INTEGER && s->via.u64 < UTIL_ARRAY_LEN(STATE_NAME)
+                             ? s->via.u64
+                             : 0;
         rec->rcpts[rec->n_rcpts].address = util_xstrndup(r->via.str.ptr, r->via.str.size);
-        rec->rcpts[rec->n_rcpts].state = s && s->type == MSGPACK_OBJECT_STR ? util_xstrndup(s->via.str.ptr, s->via.str.size)
-                                                                           : util_xstrdup("delivered");
+        rec->rcpts[rec->n_rcpts].state = util_xstrdup(STATE_NAME[state]);
         rec->n_rcpts++;
     }
     rc = 0;
@@ -663,7 +768,8 @@ void mindex_record_clear(mindex_record_t *rec)
 
 /* find_record - scan one record bucket for mid; 1 and *rec filled, 0 absent. The last record
  * of mid in the bucket wins (later ones carry state changes). */
-static int find_record(const char *buf, size_t len, int64_t mid, mindex_record_t *rec)
+static int find_record(const mindex_t *self, const char *buf, size_t len, int64_t part, int64_t mid,
+                       mindex_record_t *rec)
 {
     int found = 0;
     size_t off = 0;
@@ -672,7 +778,7 @@ static int find_record(const char *buf, size_t len, int64_t mid, mindex_record_t
         if (off + 2 + n > len)
             break;
         mindex_record_t r;
-        if (record_decode(buf + off + 2, n, &r) == 0) {
+        if (record_decode(self, buf + off + 2, n, part, (mid - 1) / MINDEX_RECORDS_PER_BUCKET, &r) == 0) {
             if (r.mid == mid) {
                 if (found)
                     mindex_record_clear(rec);
@@ -689,7 +795,8 @@ static int find_record(const char *buf, size_t len, int64_t mid, mindex_record_t
 
 /* records_present - the MIDs of the records in one record bucket delivered at or after
  * oldest (at most max); each record is decoded once. */
-static size_t records_present(const char *buf, size_t len, int64_t oldest, int64_t *out, size_t max)
+static size_t records_present(const mindex_t *self, const char *buf, size_t len, int64_t part, int64_t bucket,
+                              int64_t oldest, int64_t *out, size_t max)
 {
     size_t n = 0, off = 0;
     while (off + 2 <= len && n < max) {
@@ -697,7 +804,7 @@ static size_t records_present(const char *buf, size_t len, int64_t oldest, int64
         if (off + 2 + rl > len)
             break;
         mindex_record_t r;
-        if (record_decode(buf + off + 2, rl, &r) == 0) {
+        if (record_decode(self, buf + off + 2, rl, part, bucket, &r) == 0) {
             if (r.time_ms >= oldest)
                 out[n++] = r.mid;
             mindex_record_clear(&r);
@@ -740,8 +847,11 @@ int mindex_get(mindex_t *self, int64_t mid, mindex_record_t *rec)
     int found = 0;
     for (size_t i = 0; rc == 0 && i < n && !found; i++) {
         redisReply *r = replies[i];
-        if (r && r->type == REDIS_REPLY_STRING && find_record(r->str, r->len, mid, rec) && rec->time_ms >= oldest)
+        if (r && r->type == REDIS_REPLY_STRING && find_record(self, r->str, r->len, last - (int64_t)i, mid, rec) &&
+            rec->time_ms >= oldest) {
+            email_id_of(self, mid, rec->email_id);
             found = 1;
+        }
         else if (rec->mid)
             mindex_record_clear(rec);
     }
@@ -843,7 +953,9 @@ int mindex_lookup(mindex_t *self, mindex_kind_t kind, const char *value, size_t 
             int64_t present[MINDEX_RECORDS_PER_BUCKET * 4];
             size_t np = 0;
             if (rr[b] && rr[b]->type == REDIS_REPLY_STRING)
-                np = records_present(rr[b]->str, rr[b]->len, oldest, present, UTIL_ARRAY_LEN(present));
+                np = records_present(self, rr[b]->str, rr[b]->len, cand_part[first_of[b]],
+                                     (cand_mid[first_of[b]] - 1) / MINDEX_RECORDS_PER_BUCKET, oldest, present,
+                                     UTIL_ARRAY_LEN(present));
             for (size_t c = first_of[b]; c < end; c++)
                 for (size_t k = 0; k < np; k++)
                     if (present[k] == cand_mid[c]) {

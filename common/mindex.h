@@ -2,7 +2,8 @@
  * mindex.h - the index of delivered messages in Redis (the retention window, 168 h by default).
  *
  * Every delivered message gets a MID (a positive integer unique across all instances, handed
- * out by Redis in blocks) and an email id (a random UUID), and is stored as one record (its
+ * out by Redis in blocks) and an email id (a UUID derived from the MID with a secret key, so
+ * it needs no storage and cannot be guessed), and is stored as one record (its
  * observables for display and remediation, its recipients and their state) plus one index
  * entry per observable value: canonical URL, URL host and registrable domain and sender
  * domain, sender and recipient address, sender IP, Message-ID, normalized subject, email id,
@@ -115,6 +116,9 @@ int mindex_lookup(mindex_t *self, mindex_kind_t kind, const char *value, size_t 
  * mindex_record_clear), 0 not found (expired, never written, or outside the window), -1. */
 int mindex_get(mindex_t *self, int64_t mid, mindex_record_t *rec);
 void mindex_record_clear(mindex_record_t *rec);
+
+/* mindex_email_id - the email id of a MID (derived from it with the index's key). 0 or -1. */
+int mindex_email_id(mindex_t *self, int64_t mid, char out[37]);
 
 /* mindex_subject_normalize - the form subjects are indexed and looked up in: Unicode
  * case-folded and NFKC-normalized, whitespace runs folded to one space, trimmed. Caller frees. */
