@@ -62,7 +62,9 @@
       "How long delivered messages stay in the index; everything older expires by itself.\n"        \
       "The partition length (retention / 24) is fixed when the index is first written.")          \
     X(index, bucket_bits, INT, index_bucket_bits, "8", 4, 20,                                       \
-      "Index entries of one kind and partition are spread over 2^bucket_bits Redis strings.")       \
+      "The index entries of a partition (retention / 24) are spread over 2^bucket_bits Redis\n"     \
+      "strings; a look-up reads one per partition. About log2(messages per partition / 100):\n"    \
+      "8 up to some 25,000 messages per partition, one more per doubling.")                        \
     X(index, trusted_relays, STR, index_trusted_relays, "127.0.0.0/8 ::1", 0, 0,                    \
       "Networks (space-separated) of the relays whose Received: hops are skipped when the\n"        \
       "sender IP is read from a message's headers.")
