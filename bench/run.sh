@@ -33,3 +33,9 @@ if command -v rspamadm >/dev/null 2>&1; then
 else
     echo "rspamd: rspamadm not installed (make deps installs it); no comparison"
 fi
+
+echo
+COPIES=${BENCH_INDEX_COPIES:-32}
+echo "index: the corpus $COPIES times (distinct recipients), deliveries spread over the 168-hour window"
+rcli flushall >/dev/null
+"$ROOT/$BUILD/bench/bench_index" "$REDIS_URL" "$COPIES" <"$WORK/corpus.list"
