@@ -60,6 +60,17 @@ static void ingest_skip(void *arg, const char *origin, const char *reason)
     fprintf(stderr, "clawback ingest: %s: %s (skipped)\n", origin, reason);
 }
 
+/* ingest_walk_error - a file the walk skipped (its reason already names it). */
+static void ingest_walk_error(void *arg, const char *origin, const char *reason)
+{
+    ingest_t *in = arg;
+    (void)origin;
+    in->failed++;
+    if (in->progress)
+        fputs("\r\033[K", stderr);
+    fprintf(stderr, "clawback ingest: %s (skipped)\n", reason);
+}
+
 static int ingest_one(void *arg, const char *origin, const char *data, size_t len)
 {
     ingest_t *in = arg;
@@ -69,25 +80,38 @@ static int ingest_one(void *arg, const char *origin, const char *data, size_t le
         ingest_skip(in, origin, err);
         return 0;
     }
-    const char *found[INGEST_MAX_RCPTS];
+    const char **found = NULL;
     mindex_delivery_t d = {.rcpts = in->rcpts, .n_rcpts = in->n_rcpts};
     if (in->n_rcpts == 0) {
-        /* the delivery headers when present, else the header recipients */
+        /* the delivery headers when present, else the header recipients (mindex_add keeps
+         * each address once) */
         size_t n = 0;
-        const message_strv_t *lists[] = {&msg.delivered_to, &msg.to, &msg.cc};
-        for (size_t l = msg.delivered_to.n ? 0 : 1; l < UTIL_ARRAY_LEN(lists) && !(l > 0 && msg.delivered_to.n); l++)
-            for (size_t i = 0; i < lists[l]->n && n < INGEST_MAX_RCPTS; i++)
-                found[n++] = lists[l]->v[i];
+        found = util_xcalloc(msg.delivered_to.n + msg.to.n + msg.cc.n + 1, sizeof(*found));
+        if (msg.delivered_to.n) {
+            for (size_t i = 0; i < msg.delivered_to.n; i++)
+                found[n++] = msg.delivered_to.v[i];
+        } else {
+            for (size_t i = 0; i < msg.to.n; i++)
+                found[n++] = msg.to.v[i];
+            for (size_t i = 0; i < msg.cc.n; i++)
+                found[n++] = msg.cc.v[i];
+        }
         d.rcpts = found;
         d.n_rcpts = n;
     }
     if (d.n_rcpts == 0) {
         message_clear(&msg);
+        free(found);
         ingest_skip(in, origin, "no recipient: give --rcpt, or a message with Delivered-To or To");
         return 0;
     }
     int rc = mindex_add(in->index, &msg, &d, NULL, NULL);
     message_clear(&msg);
+    free(found);
+    if (rc == MINDEX_INVALID) {
+        ingest_skip(in, origin, mindex_errstr(in->index));
+        return 0;
+    }
     if (rc != 0) {
         in->redis_failed = true;
         return 1; /* stop the walk: Redis is not taking writes */
@@ -167,8 +191,9 @@ int cli_cmd_ingest(cli_t *cli, int argc, char **argv)
     int rc = CLI_OK;
     for (int i = optind; i < argc && !in.redis_failed; i++) {
         mailsource_stats_t stats = {0};
-        if (mailsource_walk(argv[i], MESSAGE_MAX_SIZE, MESSAGE_MAX_SIZE, ingest_one, ingest_skip, &in, &stats, err,
-                            sizeof(err)) < 0) {
+        /* an mbox may be any size (it is mapped, not read); each message is bounded */
+        if (mailsource_walk(argv[i], (size_t)1 << 46, MESSAGE_MAX_SIZE, ingest_one, ingest_walk_error, &in, &stats,
+                            err, sizeof(err)) < 0) {
             fprintf(stderr, "clawback ingest: %s\n", err);
             in.failed++;
         }

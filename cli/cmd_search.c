@@ -318,7 +318,10 @@ int cli_cmd_search(cli_t *cli, int argc, char **argv)
             fputs("[", stdout);
         else
             printf("%-12s%-22s%-32s%-32s%-14s%s\n", "MID", "TIME", "SENDER", "RECIPIENTS", "STATE", "SUBJECT");
-        for (size_t i = 0; i < n && (int64_t)shown < limit; i++) {
+        /* candidates that fail the record check do not count towards the limit, so their
+         * number is bounded too */
+        size_t examine = (size_t)limit * 4 > 100000 ? (size_t)limit * 4 : 100000;
+        for (size_t i = 0; i < n && i < examine && (int64_t)shown < limit; i++) {
             mindex_record_t rec;
             int found = mindex_get(ix, mids[i], &rec);
             if (found < 0) {

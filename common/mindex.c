@@ -36,7 +36,7 @@
 #define MINDEX_RECORDS_PER_BUCKET 64
 #define MINDEX_MID_BLOCK MINDEX_RECORDS_PER_BUCKET
 #define MINDEX_RECORD_VERSION 3
-#define MINDEX_MAX_RECORD 65535
+#define MINDEX_MAX_RECORD 16777215 /* 3-byte length prefix */
 #define MINDEX_EXPIRY_CACHE 200000 /* keys this instance knows have an expiry */
 
 static const char KIND_LETTER[MINDEX_KINDS] = {'u', 'd', 'a', 'i', 'm', 's', 'e', 'h', 'f'};
@@ -116,38 +116,62 @@ void mindex_destroy(mindex_t **pself)
     *pself = NULL;
 }
 
-/* mindex_ready - read (or create, first writer wins) the index's parameters in Redis. */
-static int mindex_ready(mindex_t *self)
+/* mindex_ready - read the index's parameters from Redis; a writer (create) makes them first if
+ * there are none (the first writer wins, later ones read what it wrote, whatever their own
+ * configuration: the partition length, bucket count and key of an existing index never
+ * change). 0 ready, 1 no index yet (a reader: nothing to find), -1 error. */
+static int mindex_ready(mindex_t *self, bool create)
 {
     if (self->ready)
         return 0;
-    unsigned char fresh[16];
-    if (RAND_bytes(fresh, sizeof(fresh)) != 1)
-        return mindex_fail(self, "index: no random bytes for the hash key");
-    char hex[33];
-    for (int i = 0; i < 16; i++)
-        snprintf(hex + 2 * i, 3, "%02x", fresh[i]);
-    int64_t partition_ms = self->retention_ms / MINDEX_PARTITIONS_PER_WINDOW;
-    if (partition_ms < 1000)
-        partition_ms = 1000;
-    redisReply *r = redis_conn_command(self->redis, "HSETNX cb:ix:meta partition_ms %lld", (long long)partition_ms);
-    if (r)
+    redisReply *r = NULL;
+    if (create) {
+        unsigned char fresh[16];
+        if (RAND_bytes(fresh, sizeof(fresh)) != 1)
+            return mindex_fail(self, "index: no random bytes for the hash key");
+        char hex[33];
+        for (int i = 0; i < 16; i++)
+            snprintf(hex + 2 * i, 3, "%02x", fresh[i]);
+        int64_t partition_ms = self->retention_ms / MINDEX_PARTITIONS_PER_WINDOW;
+        if (partition_ms < 1000)
+            partition_ms = 1000;
+        /* all three at once, only when the hash does not exist */
+        static redis_script_t create_script = {
+            .source = "if redis.call('EXISTS', KEYS[1]) == 0 then\n"
+                      "  redis.call('HSET', KEYS[1], 'partition_ms', ARGV[1], 'bucket_bits', ARGV[2], 'key', ARGV[3])\n"
+                      "end\n"
+                      "return 1\n",
+        };
+        char pms[24], bits[8];
+        snprintf(pms, sizeof(pms), "%lld", (long long)partition_ms);
+        snprintf(bits, sizeof(bits), "%d", self->bucket_bits);
+        const char *argv[] = {"cb:ix:meta", pms, bits, hex};
+        r = redis_conn_eval(self->redis, &create_script, 1, 4, argv, NULL);
+        if (!r)
+            return mindex_fail(self, "index: Redis %s: %s", redis_conn_describe(self->redis),
+                               redis_conn_errstr(self->redis));
         freeReplyObject(r);
-    r = r ? redis_conn_command(self->redis, "HSETNX cb:ix:meta key %s", hex) : NULL;
-    if (r)
-        freeReplyObject(r);
-    r = r ? redis_conn_command(self->redis, "HMGET cb:ix:meta partition_ms key") : NULL;
+    }
+    r = redis_conn_command(self->redis, "HMGET cb:ix:meta partition_ms bucket_bits key");
     if (!r)
         return mindex_fail(self, "index: Redis %s: %s", redis_conn_describe(self->redis),
                            redis_conn_errstr(self->redis));
+    if (r->type == REDIS_REPLY_ARRAY && r->elements == 3 && r->element[0]->type == REDIS_REPLY_NIL &&
+        r->element[1]->type == REDIS_REPLY_NIL && r->element[2]->type == REDIS_REPLY_NIL && !create) {
+        freeReplyObject(r);
+        return 1;
+    }
     int rc = -1;
-    if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 && r->element[0]->type == REDIS_REPLY_STRING &&
-        r->element[1]->type == REDIS_REPLY_STRING && r->element[1]->len == 32 &&
-        util_parse_int64(r->element[0]->str, &self->partition_ms) == 0 && self->partition_ms > 0) {
+    int64_t bits = 0;
+    if (r->type == REDIS_REPLY_ARRAY && r->elements == 3 && r->element[0]->type == REDIS_REPLY_STRING &&
+        r->element[1]->type == REDIS_REPLY_STRING && r->element[2]->type == REDIS_REPLY_STRING &&
+        r->element[2]->len == 32 && util_parse_int64(r->element[0]->str, &self->partition_ms) == 0 &&
+        self->partition_ms > 0 && util_parse_int64(r->element[1]->str, &bits) == 0 && bits >= 4 && bits <= 20) {
         rc = 0;
+        self->bucket_bits = (int)bits;
         for (int i = 0; i < 16 && rc == 0; i++) {
-            int hi = text_hex_value((unsigned char)r->element[1]->str[2 * i]);
-            int lo = text_hex_value((unsigned char)r->element[1]->str[2 * i + 1]);
+            int hi = text_hex_value((unsigned char)r->element[2]->str[2 * i]);
+            int lo = text_hex_value((unsigned char)r->element[2]->str[2 * i + 1]);
             if (hi < 0 || lo < 0)
                 rc = -1;
             else
@@ -156,7 +180,7 @@ static int mindex_ready(mindex_t *self)
     }
     freeReplyObject(r);
     if (rc != 0)
-        return mindex_fail(self, "index: cb:ix:meta in Redis is damaged (partition_ms, key)");
+        return mindex_fail(self, "index: cb:ix:meta in Redis is damaged (partition_ms, bucket_bits, key)");
     self->ready = true;
     return 0;
 }
@@ -264,20 +288,34 @@ char *mindex_subject_normalize(const char *subject)
 
 /* ---- writing ---- */
 
-/* The distinct (kind, value) pairs of one message. */
+/* The distinct (kind, value) pairs of one message: the message's own observables first, then
+ * its URLs, so that no number of links can push them out; bounded by what the parser keeps
+ * (MESSAGE_MAX_URLS URLs, three entries each at most, plus addresses and attachments). */
+#define MINDEX_MAX_ENTRIES (3 * MESSAGE_MAX_URLS + 2 * MESSAGE_MAX_ATTACHMENTS + 2 * MESSAGE_MAX_ADDRESSES + 16)
 typedef struct {
-    mindex_kind_t kind[4096];
-    char *value[4096];
-    size_t n;
+    mindex_kind_t *kind;
+    char **value;
+    size_t n, cap;
+    zhashx_t *seen; /* "<kind letter><value>" */
 } entries_t;
 
 static void entries_add(entries_t *e, mindex_kind_t kind, const char *value, size_t len)
 {
-    if (!value || len == 0 || e->n >= UTIL_ARRAY_LEN(e->kind))
+    if (!value || len == 0 || e->n >= MINDEX_MAX_ENTRIES)
         return;
-    for (size_t i = 0; i < e->n; i++)
-        if (e->kind[i] == kind && strlen(e->value[i]) == len && memcmp(e->value[i], value, len) == 0)
-            return;
+    char *tagged = util_xmalloc(len + 2);
+    tagged[0] = KIND_LETTER[kind];
+    memcpy(tagged + 1, value, len);
+    tagged[len + 1] = '\0';
+    int fresh = zhashx_insert(e->seen, tagged, (void *)1) == 0;
+    free(tagged);
+    if (!fresh)
+        return;
+    if (e->n == e->cap) {
+        e->cap = e->cap ? 2 * e->cap : 64;
+        e->kind = util_xrealloc(e->kind, e->cap * sizeof(*e->kind));
+        e->value = util_xrealloc(e->value, e->cap * sizeof(*e->value));
+    }
     e->kind[e->n] = kind;
     e->value[e->n] = util_xstrndup(value, len);
     e->n++;
@@ -314,28 +352,27 @@ static void entries_add_domain(entries_t *e, const char *host, size_t len)
 static void entries_of(const message_t *msg, const mindex_delivery_t *d, const char *email_id, entries_t *e)
 {
     e->n = 0;
-    for (size_t i = 0; i < msg->urls.n; i++) {
-        entries_add(e, MINDEX_URL, msg->urls.v[i], strlen(msg->urls.v[i]));
-        size_t hl = 0;
-        const char *host = url_canon_host(msg->urls.v[i], &hl);
-        if (host)
-            entries_add_domain(e, host, hl);
-    }
-    if (msg->sender_domain)
-        entries_add_domain(e, msg->sender_domain, strlen(msg->sender_domain));
-    entries_add_lower(e, MINDEX_ADDRESS, msg->sender);
-    entries_add_lower(e, MINDEX_ADDRESS, msg->header_from);
-    for (size_t i = 0; i < d->n_rcpts; i++)
-        entries_add_lower(e, MINDEX_ADDRESS, d->rcpts[i]);
-    if (msg->sender_ip)
-        entries_add(e, MINDEX_IP, msg->sender_ip, strlen(msg->sender_ip));
+    entries_add(e, MINDEX_EMAIL_ID, email_id, strlen(email_id));
     if (msg->message_id)
         entries_add(e, MINDEX_MESSAGE_ID, msg->message_id, strlen(msg->message_id));
+    if (msg->sender_ip) {
+        /* the same text form a query normalizes to (inet_ntop) */
+        unsigned char a[16];
+        char ip[INET6_ADDRSTRLEN];
+        int family = inet_pton(AF_INET, msg->sender_ip, a) == 1 ? AF_INET : AF_INET6;
+        if ((family == AF_INET || inet_pton(AF_INET6, msg->sender_ip, a) == 1) && inet_ntop(family, a, ip, sizeof(ip)))
+            entries_add(e, MINDEX_IP, ip, strlen(ip));
+    }
     char *subject = mindex_subject_normalize(msg->subject);
     if (subject)
         entries_add(e, MINDEX_SUBJECT, subject, strlen(subject));
     free(subject);
-    entries_add(e, MINDEX_EMAIL_ID, email_id, strlen(email_id));
+    entries_add_lower(e, MINDEX_ADDRESS, msg->sender);
+    entries_add_lower(e, MINDEX_ADDRESS, msg->header_from);
+    for (size_t i = 0; i < d->n_rcpts; i++)
+        entries_add_lower(e, MINDEX_ADDRESS, d->rcpts[i]);
+    if (msg->sender_domain)
+        entries_add_domain(e, msg->sender_domain, strlen(msg->sender_domain));
     for (size_t i = 0; i < msg->n_attachments; i++) {
         entries_add(e, MINDEX_SHA256, msg->attachments[i].sha256, strlen(msg->attachments[i].sha256));
         if (msg->attachments[i].name && g_utf8_validate(msg->attachments[i].name, -1, NULL)) {
@@ -345,13 +382,23 @@ static void entries_of(const message_t *msg, const mindex_delivery_t *d, const c
             g_free(folded);
         }
     }
+    for (size_t i = 0; i < msg->urls.n; i++) {
+        entries_add(e, MINDEX_URL, msg->urls.v[i], strlen(msg->urls.v[i]));
+        size_t hl = 0;
+        const char *host = url_canon_host(msg->urls.v[i], &hl);
+        if (host)
+            entries_add_domain(e, host, hl);
+    }
 }
 
 static void entries_clear(entries_t *e)
 {
     for (size_t i = 0; i < e->n; i++)
         free(e->value[i]);
-    e->n = 0;
+    free(e->value);
+    free(e->kind);
+    zhashx_destroy(&e->seen);
+    memset(e, 0, sizeof(*e));
 }
 
 static void pack_str(msgpack_packer *pk, const char *s)
@@ -437,8 +484,9 @@ static void email_id_of(mindex_t *self, int64_t mid, char out[37])
 
 int mindex_email_id(mindex_t *self, int64_t mid, char out[37])
 {
-    if (mindex_ready(self) != 0)
-        return -1;
+    int ready = mindex_ready(self, false);
+    if (ready != 0)
+        return ready < 0 ? -1 : mindex_fail(self, "index: no index in Redis yet");
     email_id_of(self, mid, out);
     return 0;
 }
@@ -470,9 +518,9 @@ static redis_script_t compact_script = {
  * writes to the next partition rewrites every bucket of the closed one at its exact size (one
  * script per kind, 2^bucket_bits keys each), under a lock so that it happens once. */
 static redis_script_t compact_partition_script = {
-    .source = "local prefix, n = ARGV[1], tonumber(ARGV[2])\n"
+    .source = "local prefix, from, to = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])\n"
               "local done = 0\n"
-              "for b = 0, n - 1 do\n"
+              "for b = from, to - 1 do\n"
               "  local k = prefix .. string.format('%x', b)\n"
               "  local v = redis.call('GET', k)\n"
               "  if v then redis.call('SET', k, v, 'KEEPTTL'); done = done + 1 end\n"
@@ -480,12 +528,12 @@ static redis_script_t compact_partition_script = {
               "return done\n",
 };
 
+#define MINDEX_COMPACT_CHUNK 32 /* buckets per script call: Redis is never blocked for long */
+
 /* compact_partition - rewrite the closed partition part (see above); best effort: a failure
  * only costs memory, so it is not reported to the writer. */
 static void compact_partition(mindex_t *self, int64_t part)
 {
-    if (self->queued_commands && mindex_flush(self) != 0)
-        return;
     redisReply *r = redis_conn_command(self->redis, "SET cb:ix:%lld:compacted 1 NX PX %lld", (long long)part,
                                        (long long)(self->retention_ms + 2 * self->partition_ms));
     bool mine = r && r->type == REDIS_REPLY_STATUS;
@@ -493,14 +541,19 @@ static void compact_partition(mindex_t *self, int64_t part)
         freeReplyObject(r);
     if (!mine)
         return;
-    char nbuckets[16];
-    snprintf(nbuckets, sizeof(nbuckets), "%d", 1 << self->bucket_bits);
     char prefix[64];
     snprintf(prefix, sizeof(prefix), "cb:ix:%lld:x:", (long long)part);
-    const char *argv[] = {prefix, nbuckets};
-    r = redis_conn_eval(self->redis, &compact_partition_script, 0, 2, argv, NULL);
-    if (r)
+    int total = 1 << self->bucket_bits;
+    for (int from = 0; from < total; from += MINDEX_COMPACT_CHUNK) {
+        char a[16], b[16];
+        snprintf(a, sizeof(a), "%d", from);
+        snprintf(b, sizeof(b), "%d", from + MINDEX_COMPACT_CHUNK < total ? from + MINDEX_COMPACT_CHUNK : total);
+        const char *argv[] = {prefix, a, b};
+        r = redis_conn_eval(self->redis, &compact_partition_script, 0, 3, argv, NULL);
+        if (!r)
+            return;
         freeReplyObject(r);
+    }
 }
 
 /* queue_compaction - compact the record buckets of the current MID block (it is complete, or
@@ -534,6 +587,23 @@ int mindex_finish(mindex_t *self)
     return mindex_flush(self);
 }
 
+/* pipeline_abandon - read and drop the replies of whatever is queued (when the connection
+ * still works) and forget it. */
+static void pipeline_abandon(mindex_t *self)
+{
+    if (self->queued_commands) {
+        redisReply **replies = util_xcalloc(self->queued_commands, sizeof(*replies));
+        if (redis_conn_pipeline_exec(self->redis, replies, self->queued_commands) == 0)
+            for (size_t i = 0; i < self->queued_commands; i++)
+                freeReplyObject(replies[i]);
+        free(replies);
+    }
+    self->queued_commands = 0;
+    self->queued_messages = 0;
+    self->n_block_keys = 0;
+    zhashx_purge(self->expiring);
+}
+
 /* reserve_mid - the next MID of this instance's block (a new block from Redis when used up). */
 static int reserve_mid(mindex_t *self, int64_t *mid)
 {
@@ -556,21 +626,69 @@ static int reserve_mid(mindex_t *self, int64_t *mid)
     return 0;
 }
 
+static int mindex_add_delivery(mindex_t *self, const message_t *msg, const mindex_delivery_t *d, int64_t time_ms,
+                               int64_t *mid_out, char email_id_out[37]);
+
 int mindex_add(mindex_t *self, const message_t *msg, const mindex_delivery_t *d, int64_t *mid_out,
                char email_id_out[37])
 {
-    if (!d || d->n_rcpts == 0)
-        return mindex_fail(self, "index: a delivery needs at least one recipient");
-    if (mindex_ready(self) != 0)
+    if (!d || d->n_rcpts == 0) {
+        mindex_fail(self, "index: a delivery needs at least one recipient");
+        return MINDEX_INVALID;
+    }
+    if (mindex_ready(self, true) != 0)
         return -1;
+    int64_t now = util_now_ms();
+    int64_t time_ms = d->time_ms > 0 ? d->time_ms : now;
+    if (time_ms < now - self->retention_ms || time_ms > now + self->partition_ms) {
+        /* an expiry in the past would delete what was just written */
+        mindex_fail(self, "index: delivery time %lld is outside the retention window", (long long)time_ms);
+        return MINDEX_INVALID;
+    }
+    /* recipients once each, lowercase */
+    mindex_delivery_t dd = *d;
+    char **rcpts = util_xcalloc(d->n_rcpts, sizeof(*rcpts));
+    zhashx_t *seen_rcpt = zhashx_new();
+    dd.n_rcpts = 0;
+    for (size_t i = 0; i < d->n_rcpts; i++) {
+        if (!d->rcpts[i] || !*d->rcpts[i])
+            continue;
+        char *low = util_xstrdup(d->rcpts[i]);
+        for (char *p = low; *p; p++)
+            if (*p >= 'A' && *p <= 'Z')
+                *p = (char)(*p - 'A' + 'a');
+        if (zhashx_insert(seen_rcpt, low, (void *)1) == 0)
+            rcpts[dd.n_rcpts++] = low;
+        else
+            free(low);
+    }
+    zhashx_destroy(&seen_rcpt);
+    dd.rcpts = (const char *const *)rcpts;
+    int rc = mindex_add_delivery(self, msg, &dd, time_ms, mid_out, email_id_out);
+    for (size_t i = 0; i < dd.n_rcpts; i++)
+        free(rcpts[i]);
+    free(rcpts);
+    return rc;
+}
+
+/* mindex_add_delivery - mindex_add once the delivery is checked (recipients unique). */
+static int mindex_add_delivery(mindex_t *self, const message_t *msg, const mindex_delivery_t *d, int64_t time_ms,
+                               int64_t *mid_out, char email_id_out[37])
+{
+    if (d->n_rcpts == 0) {
+        mindex_fail(self, "index: a delivery needs at least one recipient");
+        return MINDEX_INVALID;
+    }
     int64_t mid = 0;
     if (reserve_mid(self, &mid) != 0)
         return -1;
     char email_id[37];
     email_id_of(self, mid, email_id);
-    int64_t time_ms = d->time_ms > 0 ? d->time_ms : util_now_ms();
     int64_t part = partition_of(self, time_ms);
     if (part > self->last_part) {
+        /* what is queued for the old partition is written first; then its buckets are final */
+        if (self->queued_commands && mindex_flush(self) != 0)
+            return -1;
         compact_partition(self, part - 1);
         self->last_part = part;
     }
@@ -580,10 +698,11 @@ int mindex_add(mindex_t *self, const message_t *msg, const mindex_delivery_t *d,
     record_encode(&sb, mid, time_ms - part * self->partition_ms, msg, d);
     if (sb.size > MINDEX_MAX_RECORD) {
         msgpack_sbuffer_destroy(&sb);
-        return mindex_fail(self, "index: the record of MID %lld is larger than %d bytes", (long long)mid,
-                           MINDEX_MAX_RECORD);
+        mindex_fail(self, "index: the record of MID %lld is larger than %d bytes", (long long)mid, MINDEX_MAX_RECORD);
+        return MINDEX_INVALID;
     }
-    entries_t *e = util_xmalloc(sizeof(*e));
+    entries_t *e = util_xcalloc(1, sizeof(*e));
+    e->seen = zhashx_new();
     entries_of(msg, d, email_id, e);
 
     int rc = redis_conn_append(self->redis, "MULTI");
@@ -602,12 +721,13 @@ int mindex_add(mindex_t *self, const message_t *msg, const mindex_delivery_t *d,
     }
     if (rc == 0) {
         /* the record last: look-ups only return MIDs whose record exists */
-        unsigned char *rec = util_xmalloc(sb.size + 2);
-        rec[0] = (unsigned char)(sb.size >> 8);
-        rec[1] = (unsigned char)sb.size;
-        memcpy(rec + 2, sb.data, sb.size);
+        unsigned char *rec = util_xmalloc(sb.size + 3);
+        rec[0] = (unsigned char)(sb.size >> 16);
+        rec[1] = (unsigned char)(sb.size >> 8);
+        rec[2] = (unsigned char)sb.size;
+        memcpy(rec + 3, sb.data, sb.size);
         record_key(key, sizeof(key), part, mid);
-        rc = redis_conn_append(self->redis, "APPEND %s %b", key, (const char *)rec, sb.size + 2);
+        rc = redis_conn_append(self->redis, "APPEND %s %b", key, (const char *)rec, sb.size + 3);
         self->queued_commands++;
         free(rec);
         note_block_key(self, key);
@@ -623,8 +743,18 @@ int mindex_add(mindex_t *self, const message_t *msg, const mindex_delivery_t *d,
     entries_clear(e);
     free(e);
     msgpack_sbuffer_destroy(&sb);
-    if (rc != 0)
-        return mindex_fail(self, "index: cannot queue commands: %s", redis_conn_errstr(self->redis));
+    if (rc != 0) {
+        /* a transaction cut in the middle must never be completed by the next message's EXEC:
+         * everything queued is abandoned (the connection is dropped by the failed append or
+         * by the exec below), and the queued messages are reported as not written */
+        mindex_fail(self, "index: cannot queue commands for Redis %s: %s", redis_conn_describe(self->redis),
+                    redis_conn_errstr(self->redis));
+        char saved[sizeof(self->err)];
+        memcpy(saved, self->err, sizeof(saved));
+        pipeline_abandon(self);
+        memcpy(self->err, saved, sizeof(saved));
+        return -1;
+    }
     self->queued_messages++;
     if (mid_out)
         *mid_out = mid;
@@ -658,9 +788,18 @@ int mindex_flush(mindex_t *self)
         redisReply *r = replies[i];
         if (r && r->type == REDIS_REPLY_ERROR && !why)
             why = r->str;
-        /* EXEC: an array of the transaction's replies, or nil/error when it was discarded */
+        /* EXEC: an array of the transaction's replies (each checked), or nil/error when the
+         * transaction was discarded */
         if (r && (r->type == REDIS_REPLY_NIL || (r->type == REDIS_REPLY_ERROR && strstr(r->str, "EXECABORT"))))
             failed++;
+        if (r && r->type == REDIS_REPLY_ARRAY)
+            for (size_t k = 0; k < r->elements; k++)
+                if (r->element[k]->type == REDIS_REPLY_ERROR) {
+                    failed++;
+                    if (!why)
+                        why = r->element[k]->str;
+                    break;
+                }
     }
     int rc = 0;
     if (failed || why)
@@ -766,6 +905,13 @@ void mindex_record_clear(mindex_record_t *rec)
     memset(rec, 0, sizeof(*rec));
 }
 
+/* record_length - the 3-byte big-endian length before each stored record. */
+static size_t record_length(const char *p)
+{
+    const unsigned char *u = (const unsigned char *)p;
+    return (size_t)u[0] << 16 | (size_t)u[1] << 8 | u[2];
+}
+
 /* find_record - scan one record bucket for mid; 1 and *rec filled, 0 absent. The last record
  * of mid in the bucket wins (later ones carry state changes). */
 static int find_record(const mindex_t *self, const char *buf, size_t len, int64_t part, int64_t mid,
@@ -773,12 +919,12 @@ static int find_record(const mindex_t *self, const char *buf, size_t len, int64_
 {
     int found = 0;
     size_t off = 0;
-    while (off + 2 <= len) {
-        size_t n = (size_t)((unsigned char)buf[off] << 8 | (unsigned char)buf[off + 1]);
-        if (off + 2 + n > len)
+    while (off + 3 <= len) {
+        size_t n = record_length(buf + off);
+        if (off + 3 + n > len)
             break;
         mindex_record_t r;
-        if (record_decode(self, buf + off + 2, n, part, (mid - 1) / MINDEX_RECORDS_PER_BUCKET, &r) == 0) {
+        if (record_decode(self, buf + off + 3, n, part, (mid - 1) / MINDEX_RECORDS_PER_BUCKET, &r) == 0) {
             if (r.mid == mid) {
                 if (found)
                     mindex_record_clear(rec);
@@ -788,7 +934,7 @@ static int find_record(const mindex_t *self, const char *buf, size_t len, int64_
                 mindex_record_clear(&r);
             }
         }
-        off += 2 + n;
+        off += 3 + n;
     }
     return found;
 }
@@ -799,17 +945,17 @@ static size_t records_present(const mindex_t *self, const char *buf, size_t len,
                               int64_t oldest, int64_t *out, size_t max)
 {
     size_t n = 0, off = 0;
-    while (off + 2 <= len && n < max) {
-        size_t rl = (size_t)((unsigned char)buf[off] << 8 | (unsigned char)buf[off + 1]);
-        if (off + 2 + rl > len)
+    while (off + 3 <= len && n < max) {
+        size_t rl = record_length(buf + off);
+        if (off + 3 + rl > len)
             break;
         mindex_record_t r;
-        if (record_decode(self, buf + off + 2, rl, part, bucket, &r) == 0) {
+        if (record_decode(self, buf + off + 3, rl, part, bucket, &r) == 0) {
             if (r.time_ms >= oldest)
                 out[n++] = r.mid;
             mindex_record_clear(&r);
         }
-        off += 2 + rl;
+        off += 3 + rl;
     }
     return n;
 }
@@ -832,8 +978,9 @@ int mindex_get(mindex_t *self, int64_t mid, mindex_record_t *rec)
         return 0;
     if (self->queued_commands && mindex_flush(self) != 0)
         return -1;
-    if (mindex_ready(self) != 0)
-        return -1;
+    int ready = mindex_ready(self, false);
+    if (ready != 0)
+        return ready < 0 ? -1 : 0;
     int64_t first, last, oldest;
     window(self, &first, &last, &oldest);
     size_t n = (size_t)(last - first + 1);
@@ -880,8 +1027,11 @@ int mindex_lookup(mindex_t *self, mindex_kind_t kind, const char *value, size_t 
         return mindex_fail(self, "index: bad look-up");
     if (self->queued_commands && mindex_flush(self) != 0)
         return -1;
-    if (mindex_ready(self) != 0)
-        return -1;
+    int ready = mindex_ready(self, false);
+    if (ready != 0) {
+        *mids_out = util_xmalloc(sizeof(**mids_out));
+        return ready < 0 ? -1 : 0;
+    }
     if (max == 0 || max > MINDEX_MAX_RESULTS)
         max = MINDEX_MAX_RESULTS;
     int64_t first, last, oldest;
@@ -905,7 +1055,7 @@ int mindex_lookup(mindex_t *self, mindex_kind_t kind, const char *value, size_t 
         if (!r || r->type != REDIS_REPLY_STRING)
             continue;
         const unsigned char *p = (const unsigned char *)r->str;
-        for (size_t off = 0; off + MINDEX_ENTRY <= r->len && n < max; off += MINDEX_ENTRY) {
+        for (size_t off = 0; off + MINDEX_ENTRY <= r->len && n < MINDEX_MAX_RESULTS; off += MINDEX_ENTRY) {
             if (get48(p + off) != tag)
                 continue;
             if (n == cap) {
@@ -981,7 +1131,7 @@ int mindex_lookup(mindex_t *self, mindex_kind_t kind, const char *value, size_t 
     }
     qsort(mids, kept, sizeof(*mids), cmp_mid_desc);
     size_t w = 0;
-    for (size_t k = 0; k < kept; k++)
+    for (size_t k = 0; k < kept && w < max; k++)
         if (w == 0 || mids[w - 1] != mids[k])
             mids[w++] = mids[k];
     *mids_out = mids;

@@ -56,7 +56,8 @@ typedef struct mindex mindex_t;
 
 typedef struct {
     int64_t retention_ms; /* how long messages are kept; 0: 168 hours */
-    int bucket_bits;      /* buckets per partition and kind: 2^bits (4..20); 0: 12 */
+    int bucket_bits;      /* buckets per partition: 2^bits (4..20); 0: 8. Used only when the
+                           * index is created; an existing index keeps its own (cb:ix:meta) */
 } mindex_options_t;
 
 /* One recipient of an indexed message and its state. */
@@ -88,15 +89,20 @@ typedef struct {
 /* mindex_new - an index on redis (borrowed, must outlive it). Reads or creates the index's
  * parameters in Redis (partition length, hash key) on first use, not here. Caller destroys. */
 mindex_t *mindex_new(redis_conn_t *redis, const mindex_options_t *options);
-/* mindex_destroy - free the index (queued, unflushed messages are dropped); NULL-safe. */
+/* mindex_destroy - free the index; queued messages are sent without waiting for a verdict
+ * on them (call mindex_finish first to know); NULL-safe. */
 void mindex_destroy(mindex_t **self);
 
 /* mindex_errstr - the last error, as a sentence. */
 const char *mindex_errstr(const mindex_t *self);
 
+#define MINDEX_INVALID (-2)
+
 /* mindex_add - queue msg as delivered; its MID and email id are written to *mid and
- * email_id[37] (either may be NULL). Flushes by itself every MINDEX_MAX_BATCH messages.
- * 0, or -1 (see mindex_errstr) when Redis failed or the delivery is invalid (no recipient). */
+ * email_id[37] (either may be NULL). Recipients are lowercased and kept once each. Flushes by
+ * itself every MINDEX_MAX_BATCH messages. 0; MINDEX_INVALID when this delivery cannot be
+ * indexed (no recipient, a time outside the window, a record over 16 MB; the index is fine:
+ * go on with the next); -1 when Redis failed (see mindex_errstr for both). */
 int mindex_add(mindex_t *self, const message_t *msg, const mindex_delivery_t *delivery, int64_t *mid,
                char email_id[37]);
 /* mindex_flush - write every queued message. 0, or -1 (see mindex_errstr). */

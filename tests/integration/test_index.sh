@@ -78,6 +78,37 @@ if "${CB[@]}" search 'ip:"4.2.2"' 2>"$WORK/bad.err"; then fail "a malformed quer
 grep -q "column 4" "$WORK/bad.err" || fail "the error does not say where: $(cat "$WORK/bad.err")"
 echo "ok: every observable kind"
 
+echo "== what must never hide a message"
+python3 - "$WORK" <<'EOP'
+import sys
+w = sys.argv[1]
+with open(f"{w}/padded.eml", "w") as f:  # 2,000 junk links before the one that matters
+    f.write("Message-ID: <padded@x.example>\nFrom: a@x.example\nTo: padded@example.com\n"
+            "Received: from x (x [IPv6:2001:DB8:0:0::77]) by mx.example\nSubject: padded\n\n")
+    f.write(" ".join(f"http://h{i}.junk{i}.example/p" for i in range(2000)))
+    f.write("\nhttp://real-phish.example/login\n")
+with open(f"{w}/many.eml", "w") as f:  # a record far over 64 KB: 3,000 long recipients
+    f.write("Message-ID: <many@x.example>\nFrom: a@x.example\nTo: " +
+            ", ".join(f"user{i}-{'x' * 40}@example.com" for i in range(3000)) + "\nSubject: many\n\nhi\n")
+with open(f"{w}/dup.eml", "w") as f:
+    f.write("Message-ID: <dup@x.example>\nFrom: a@x.example\nTo: Bob@Example.com, bob@example.com\n"
+            "Cc: BOB@example.com\nSubject: dup\n\nhi\n")
+EOP
+mkdir -p "$WORK/regress" && cp "$WORK/padded.eml" "$WORK/many.eml" "$WORK/dup.eml" "$WORK/regress/"
+"${CB[@]}" ingest --json "$WORK/regress" >"$WORK/regress.json" 2>"$WORK/regress.err" || fail "ingest: $(cat "$WORK/regress.err")"
+[ "$(pyq "$WORK/regress.json" 'r["indexed"], r["failed"]')" = "3 0" ] || fail "regress ingest: $(cat "$WORK/regress.json" "$WORK/regress.err")"
+for q in 'url:"http://real-phish.example/login"' 'email:"padded@example.com"' 'email_messageid:"padded@x.example"' \
+    'ip:"2001:db8::77"' 'ip:"2001:DB8:0:0::77"' 'domain:"real-phish.example"' 'url:"http://h1999.junk1999.example/p"' \
+    "email:\"user2999-$(printf 'x%.0s' $(seq 40))@example.com\"" 'email_messageid:"dup@x.example"'; do
+    [ "$(search_count $q)" = 1 ] || fail "search $q: $(cat "$WORK/search.json")"
+done
+[ "$(pyq "$WORK/search.json" 'len(r[0]["recipients"])')" = 1 ] || fail "duplicate recipients kept: $(cat "$WORK/search.json")"
+# an index keeps the bucket count it was created with, whatever a later configuration says
+printf '[index]\nbucket_bits = 11\n' >"$WORK/other.conf"
+"$BIN/clawback" -c "$WORK/other.conf" --redis "$REDIS_URL" search --json 'email_messageid:"dup@x.example"' >"$WORK/o.json" 2>/dev/null
+[ "$(pyq "$WORK/o.json" 'len(r)')" = 1 ] || fail "another bucket_bits setting does not find the message"
+echo "ok: 2,000 links before the real one, a non-canonical IPv6, 3,000 recipients, duplicate recipients, another bucket_bits"
+
 echo "== a value shared by many messages; concurrent ingesters"
 python3 - "$WORK" <<'EOP'
 import sys
