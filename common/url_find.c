@@ -940,7 +940,17 @@ static void run_feed(html_state_t *st, strbuf_t *buf, const char *s, size_t n)
         if (buf->len >= HTML_RUN_MAX) {
             size_t cut = buf == &st->css ? css_cut(buf) : text_cut(buf);
             if (cut < buf->len / 2) {
-                run_flush(st, buf);
+                /* no place to cut between words: scan it all, and keep its last
+                 * URL_FIND_MAX_URL bytes for the next scan so that a URL across the boundary
+                 * is still found whole (one found twice is de-duplicated downstream) */
+                size_t keep = URL_FIND_MAX_URL;
+                size_t from = buf->len - keep;
+                while (from < buf->len && ((unsigned char)buf->data[from] & 0xC0) == 0x80)
+                    from++;
+                scan_run(st, buf, buf->len);
+                memmove(buf->data, buf->data + from, buf->len - from);
+                buf->len -= from;
+                buf->data[buf->len] = '\0';
             } else {
                 scan_run(st, buf, cut);
                 memmove(buf->data, buf->data + cut, buf->len - cut);

@@ -518,6 +518,23 @@ static void test_html_long_attribute(void **state)
 
 /* Past the depth libxml2 is trusted with, the fallback tokenizer reads the rest with the
  * same rules: attributes, base, references, text, script, style, comments, meta refresh. */
+/* a URL across the 64 KB boundary of a text run with no space to cut at is still found */
+static void test_html_long_run_boundary(void **state)
+{
+    (void)state;
+    strbuf_t sb;
+    strbuf_init(&sb, 0);
+    strbuf_appends(&sb, "<p>");
+    for (int i = 0; i < 65530; i++)
+        strbuf_appends(&sb, "x");
+    strbuf_appends(&sb, "https://straddle.com/path</p>");
+    found_t f = {0};
+    url_find_html(sb.data, sb.len, collect, &f);
+    assert_true(found_has(&f, "T https://straddle.com/path"));
+    found_release(&f);
+    strbuf_release(&sb);
+}
+
 static void test_html_fallback_rules(void **state)
 {
     (void)state;
@@ -690,6 +707,7 @@ int main(void)
         cmocka_unit_test(test_html_long_text_run),
         cmocka_unit_test(test_html_long_attribute),
         cmocka_unit_test(test_html_fallback_rules),
+        cmocka_unit_test(test_html_long_run_boundary),
         cmocka_unit_test(test_html_hostile),
         cmocka_unit_test(test_html_silent),
     };
