@@ -226,30 +226,17 @@ static void record_key(char *out, size_t outlen, int64_t part, int64_t mid)
              (unsigned long long)((mid - 1) / MINDEX_RECORDS_PER_BUCKET));
 }
 
-static void put48(unsigned char *p, uint64_t v)
+/* put_be, get_be - an n-byte big-endian unsigned number (entries: 6-byte tag, 5-byte MID). */
+static void put_be(unsigned char *p, uint64_t v, int n)
 {
-    for (int i = 5; i >= 0; i--, v >>= 8)
+    for (int i = n - 1; i >= 0; i--, v >>= 8)
         p[i] = (unsigned char)v;
 }
 
-static uint64_t get48(const unsigned char *p)
+static uint64_t get_be(const unsigned char *p, int n)
 {
     uint64_t v = 0;
-    for (int i = 0; i < 6; i++)
-        v = v << 8 | p[i];
-    return v;
-}
-
-static void put40(unsigned char *p, uint64_t v)
-{
-    for (int i = 4; i >= 0; i--, v >>= 8)
-        p[i] = (unsigned char)v;
-}
-
-static uint64_t get40(const unsigned char *p)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 5; i++)
+    for (int i = 0; i < n; i++)
         v = v << 8 | p[i];
     return v;
 }
@@ -711,8 +698,8 @@ static int mindex_add_delivery(mindex_t *self, const message_t *msg, const minde
     for (size_t i = 0; i < e->n && rc == 0; i++) {
         uint64_t h = value_hash(self, e->kind[i], e->value[i], strlen(e->value[i]));
         unsigned char entry[MINDEX_ENTRY];
-        put48(entry, h);
-        put40(entry + 6, (uint64_t)mid);
+        put_be(entry, h, 6);
+        put_be(entry + 6, (uint64_t)mid, 5);
         bucket_key(self, key, sizeof(key), part, e->kind[i], h);
         rc = redis_conn_append(self->redis, "APPEND %s %b", key, (const char *)entry, (size_t)MINDEX_ENTRY);
         self->queued_commands++;
@@ -1056,14 +1043,14 @@ int mindex_lookup(mindex_t *self, mindex_kind_t kind, const char *value, size_t 
             continue;
         const unsigned char *p = (const unsigned char *)r->str;
         for (size_t off = 0; off + MINDEX_ENTRY <= r->len && n < MINDEX_MAX_RESULTS; off += MINDEX_ENTRY) {
-            if (get48(p + off) != tag)
+            if (get_be(p + off, 6) != tag)
                 continue;
             if (n == cap) {
                 cap *= 2;
                 cand_mid = util_xrealloc(cand_mid, cap * sizeof(*cand_mid));
                 cand_part = util_xrealloc(cand_part, cap * sizeof(*cand_part));
             }
-            cand_mid[n] = (int64_t)get40(p + off + 6);
+            cand_mid[n] = (int64_t)get_be(p + off + 6, 5);
             cand_part[n] = last - (int64_t)i;
             n++;
         }

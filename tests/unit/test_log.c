@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "text.h"
 
 /* ---- helpers ---- */
 
@@ -121,31 +122,6 @@ typedef struct {
     size_t len;
 } json_field_t;
 
-/* utf8_put - append code point cp to out. */
-static size_t utf8_put(char *out, uint32_t cp)
-{
-    if (cp < 0x80) {
-        out[0] = (char)cp;
-        return 1;
-    }
-    if (cp < 0x800) {
-        out[0] = (char)(0xC0 | (cp >> 6));
-        out[1] = (char)(0x80 | (cp & 0x3F));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        out[0] = (char)(0xE0 | (cp >> 12));
-        out[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        out[2] = (char)(0x80 | (cp & 0x3F));
-        return 3;
-    }
-    out[0] = (char)(0xF0 | (cp >> 18));
-    out[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-    out[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
-    out[3] = (char)(0x80 | (cp & 0x3F));
-    return 4;
-}
-
 static int hex4(const char *p, uint32_t *out)
 {
     uint32_t v = 0;
@@ -214,7 +190,7 @@ static int json_string(const char **pp, const char *end, char *out, size_t outsi
                 } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
                     return -1;
                 }
-                n += utf8_put(out + n, cp);
+                n += text_utf8_encode(cp, out + n);
                 break;
             }
             default:
