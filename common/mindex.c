@@ -96,19 +96,14 @@ mindex_t *mindex_new(redis_conn_t *redis, const mindex_options_t *options)
     return self;
 }
 
+static void pipeline_abandon(mindex_t *self);
+
 void mindex_destroy(mindex_t **pself)
 {
     if (!pself || !*pself)
         return;
     mindex_t *self = *pself;
-    if (self->queued_commands) {
-        /* drop what was queued: read the replies so the connection stays usable */
-        redisReply **replies = util_xcalloc(self->queued_commands, sizeof(*replies));
-        if (redis_conn_pipeline_exec(self->redis, replies, self->queued_commands) == 0)
-            for (size_t i = 0; i < self->queued_commands; i++)
-                freeReplyObject(replies[i]);
-        free(replies);
-    }
+    pipeline_abandon(self); /* what was queued is sent; its replies are read and dropped */
     EVP_MAC_CTX_free(self->mac_ctx);
     EVP_MAC_free(self->mac);
     zhashx_destroy(&self->expiring);
