@@ -9,7 +9,7 @@
 
 BUILD   ?= build
 CC      ?= cc
-PKGS    := libczmq libzmq msgpack hiredis libcurl inih uuid libcrypto gmime-3.0 libxml-2.0 libidn2 libpsl
+PKGS    := libczmq libzmq msgpack hiredis libcurl inih uuid libcrypto gmime-3.0 libxml-2.0 libidn2 libpsl jansson
 SAN     ?=
 OPT     ?= -O2
 

@@ -42,6 +42,16 @@ static const config_key_t CONFIG_TABLE[] = {
 #undef CONFIG_ENTRY
 };
 
+static const config_key_t CONFIG_FEED_TABLE[] = {
+#define CONFIG_FEED_ENTRY(key, type, member, def, min, max, doc)                                    \
+    {"feed", #key, CONFIG_TYPE_##type, offsetof(config_feed_t, member), def, min, max, doc},
+    CONFIG_FEED_KEYS(CONFIG_FEED_ENTRY)
+#undef CONFIG_FEED_ENTRY
+};
+
+#define CONFIG_FEED_PREFIX "feed "
+#define CONFIG_FEED_TYPES "retro taxii21 urlhaus openphish misp"
+
 /* config_error - format an error message into err. */
 static void config_error(char *err, size_t errsize, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static void config_error(char *err, size_t errsize, const char *fmt, ...)
@@ -113,10 +123,11 @@ static int parse_bool(const char *text, bool *out)
     return -1;
 }
 
-/* config_apply - parse value for key k into cfg; 0 or -1 with a message. */
-static int config_apply(config_t *cfg, const config_key_t *k, const char *value, char *err, size_t errsize)
+/* config_apply - parse value for key k into the struct at base (config_t, or config_feed_t for
+ * a feed key); 0 or -1 with a message. */
+static int config_apply(void *base, const config_key_t *k, const char *value, char *err, size_t errsize)
 {
-    void *slot = (char *)cfg + k->offset;
+    void *slot = (char *)base + k->offset;
     int64_t n;
     switch (k->type) {
     case CONFIG_TYPE_REDIS_URL: {
@@ -189,8 +200,109 @@ static const config_key_t *config_find(const char *section, const char *key, boo
     return NULL;
 }
 
+bool config_feed_name_valid(const char *name, size_t len)
+{
+    if (len == 0 || len > CONFIG_FEED_MAX_NAME)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if (!isalnum((unsigned char)name[i]) && !strchr("_.-", name[i]))
+            return false;
+    return true;
+}
+
+const config_feed_t *config_feed_find(const config_t *cfg, const char *name)
+{
+    for (size_t i = 0; i < cfg->nfeeds; i++)
+        if (strcmp(cfg->feeds[i].name, name) == 0)
+            return &cfg->feeds[i];
+    return NULL;
+}
+
+/* config_feed_free - free the strings of one feed. */
+static void config_feed_free(config_feed_t *feed)
+{
+    for (size_t i = 0; i < UTIL_ARRAY_LEN(CONFIG_FEED_TABLE); i++)
+        if (CONFIG_FEED_TABLE[i].type == CONFIG_TYPE_STR)
+            free(*(char **)((char *)feed + CONFIG_FEED_TABLE[i].offset));
+}
+
+/* config_feed_add - the feed named name, created with the feed defaults when new. */
+static config_feed_t *config_feed_add(config_t *cfg, const char *name)
+{
+    config_feed_t *feed = (config_feed_t *)config_feed_find(cfg, name);
+    if (feed)
+        return feed;
+    cfg->feeds = util_xrealloc(cfg->feeds, (cfg->nfeeds + 1) * sizeof(*cfg->feeds));
+    feed = &cfg->feeds[cfg->nfeeds++];
+    memset(feed, 0, sizeof(*feed));
+    util_strlcpy(feed->name, name, sizeof(feed->name));
+    for (size_t i = 0; i < UTIL_ARRAY_LEN(CONFIG_FEED_TABLE); i++) {
+        char err[256];
+        if (config_apply(feed, &CONFIG_FEED_TABLE[i], CONFIG_FEED_TABLE[i].def, err, sizeof(err)) < 0) {
+            fprintf(stderr, "clawback: bad embedded default: %s\n", err); /* programmer error */
+            abort();
+        }
+    }
+    return feed;
+}
+
+/* config_set_feed - set key of the feed section "feed NAME". */
+static int config_set_feed(config_t *cfg, const char *section, const char *key, const char *value, char *err,
+                           size_t errsize)
+{
+    const char *name = section + strlen(CONFIG_FEED_PREFIX);
+    if (!config_feed_name_valid(name, strlen(name))) {
+        config_error(err, errsize, "bad feed name in [%.64s]: 1 to %d of A-Z a-z 0-9 _ . -", section,
+                     CONFIG_FEED_MAX_NAME);
+        return -1;
+    }
+    for (size_t i = 0; i < UTIL_ARRAY_LEN(CONFIG_FEED_TABLE); i++) {
+        if (strcmp(CONFIG_FEED_TABLE[i].key, key) != 0)
+            continue;
+        char why[320];
+        if (config_apply(config_feed_add(cfg, name), &CONFIG_FEED_TABLE[i], value, why, sizeof(why)) < 0) {
+            /* config_apply names the section "[feed]": name the feed instead */
+            const char *rest = strchr(why, ']');
+            config_error(err, errsize, "[%s]%s", section, rest ? rest + 1 : why);
+            return -1;
+        }
+        return 0;
+    }
+    config_error(err, errsize, "unknown key '%s' in section [%s]", key, section);
+    return -1;
+}
+
+/* config_feed_check - a complete feed section's cross-key rules; 0 or -1 with a message. */
+static int config_feed_check(const config_feed_t *feed, char *err, size_t errsize)
+{
+    char types[] = CONFIG_FEED_TYPES;
+    bool known = false;
+    for (char *save = NULL, *t = strtok_r(types, " ", &save); t; t = strtok_r(NULL, " ", &save))
+        known = known || strcmp(t, feed->type) == 0;
+    if (!known) {
+        config_error(err, errsize, "[feed %s] type: '%s' is not one of %s", feed->name, feed->type,
+                     CONFIG_FEED_TYPES);
+        return -1;
+    }
+    if (!*feed->url) {
+        config_error(err, errsize, "[feed %s] url: missing", feed->name);
+        return -1;
+    }
+    if (strcmp(feed->type, "retro") == 0 && (!*feed->device_id || !*feed->org_id)) {
+        config_error(err, errsize, "[feed %s] a retro feed needs device_id and org_id", feed->name);
+        return -1;
+    }
+    if (feed->backoff_min_ms > feed->backoff_max_ms) {
+        config_error(err, errsize, "[feed %s] backoff_min is larger than backoff_max", feed->name);
+        return -1;
+    }
+    return 0;
+}
+
 int config_set(config_t *cfg, const char *section, const char *key, const char *value, char *err, size_t errsize)
 {
+    if (strncmp(section, CONFIG_FEED_PREFIX, strlen(CONFIG_FEED_PREFIX)) == 0)
+        return config_set_feed(cfg, section, key, value, err, errsize);
     bool section_known;
     const config_key_t *k = config_find(section, key, &section_known);
     if (!k) {
@@ -224,6 +336,9 @@ void config_destroy(config_t **cfgp)
     for (size_t i = 0; i < UTIL_ARRAY_LEN(CONFIG_TABLE); i++)
         if (CONFIG_TABLE[i].type == CONFIG_TYPE_STR || CONFIG_TABLE[i].type == CONFIG_TYPE_REDIS_URL)
             free(*(char **)((char *)cfg + CONFIG_TABLE[i].offset));
+    for (size_t i = 0; i < cfg->nfeeds; i++)
+        config_feed_free(&cfg->feeds[i]);
+    free(cfg->feeds);
     free(cfg->path);
     free(cfg);
     *cfgp = NULL;
@@ -241,6 +356,7 @@ typedef struct {
     int long_line; /* first line longer than that, or 0 */
     bool prev_key; /* a key was seen since the last section header (inih's continuation rule) */
     config_t *cfg;
+    size_t nfeeds_before; /* feeds that existed before this file */
     char err[384];
     int err_line; /* line of the first error in err, or 0 */
 } config_parse_t;
@@ -265,6 +381,30 @@ static void config_check_section(config_parse_t *p, const char *line)
     if (!end)
         return; /* inih reports the syntax error */
     size_t n = (size_t)(end - (s + 1));
+    size_t plen = strlen(CONFIG_FEED_PREFIX);
+    if (n > plen && memcmp(s + 1, CONFIG_FEED_PREFIX, plen) == 0) {
+        char name[CONFIG_FEED_MAX_NAME + 1];
+        size_t nlen = n - plen;
+        if (!config_feed_name_valid(s + 1 + plen, nlen)) {
+            if (!p->err_line) {
+                config_error(p->err, sizeof(p->err), "bad feed name in [%.*s]: 1 to %d of A-Z a-z 0-9 _ . -",
+                             (int)(n > 64 ? 64 : n), s + 1, CONFIG_FEED_MAX_NAME);
+                p->err_line = p->line;
+            }
+            return;
+        }
+        memcpy(name, s + 1 + plen, nlen);
+        name[nlen] = '\0';
+        if (config_feed_find(p->cfg, name)) {
+            if (!p->err_line) {
+                config_error(p->err, sizeof(p->err), "section [feed %s] appears twice", name);
+                p->err_line = p->line;
+            }
+            return;
+        }
+        config_feed_add(p->cfg, name)->line = p->line; /* a feed with no keys still exists */
+        return;
+    }
     for (size_t i = 0; i < UTIL_ARRAY_LEN(CONFIG_TABLE); i++)
         if (strlen(CONFIG_TABLE[i].section) == n && memcmp(CONFIG_TABLE[i].section, s + 1, n) == 0)
             return;
@@ -316,7 +456,7 @@ static int config_handler(void *user, const char *section, const char *name, con
 
 int config_load(config_t *cfg, const char *path, char *err, size_t errsize)
 {
-    config_parse_t p = {.cfg = cfg};
+    config_parse_t p = {.cfg = cfg, .nfeeds_before = cfg->nfeeds};
     p.file = fopen(path, "r");
     if (!p.file) {
         config_error(err, errsize, "%s: cannot open: %s", path, strerror(errno));
@@ -356,6 +496,13 @@ int config_load(config_t *cfg, const char *path, char *err, size_t errsize)
         config_error(err, errsize, "%s:%d: syntax error (expected [section] or key = value)", path, first);
         return -1;
     }
+    for (size_t i = p.nfeeds_before; i < cfg->nfeeds; i++) {
+        char why[320];
+        if (config_feed_check(&cfg->feeds[i], why, sizeof(why)) < 0) {
+            config_error(err, errsize, "%s:%d: %s", path, cfg->feeds[i].line, why);
+            return -1;
+        }
+    }
     free(cfg->path);
     cfg->path = util_xstrdup(path);
     return 0;
@@ -383,5 +530,18 @@ void config_write_example(FILE *out)
         }
         /* "key =" for an empty default: no trailing blank for an editor to strip */
         fprintf(out, "\n%s =%s%s\n", k->key, *k->def ? " " : "", k->def);
+    }
+    fprintf(out, "\n# [feed NAME] - one section per threat feed the poller reads; as many as needed.\n"
+                 "# Each key below shows its default; type and url are required (docs/feeds.md).\n"
+                 "#\n# [feed NAME]\n");
+    for (size_t i = 0; i < UTIL_ARRAY_LEN(CONFIG_FEED_TABLE); i++) {
+        const config_key_t *k = &CONFIG_FEED_TABLE[i];
+        fputs("# # ", out);
+        for (const char *d = k->doc; *d; d++) {
+            fputc(*d, out);
+            if (*d == '\n')
+                fputs("# # ", out);
+        }
+        fprintf(out, "\n# %s =%s%s\n", k->key, *k->def ? " " : "", k->def);
     }
 }

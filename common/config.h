@@ -10,6 +10,10 @@
  * durations with a unit (250ms, 30s, 5m, 168h, 7d; a bare number is seconds), stored in
  * milliseconds; sizes (512, 64k, 1M, 2G), stored in bytes; log levels by name.
  *
+ * Named sections: "[feed NAME]" may appear any number of times, one per threat feed the poller
+ * reads (CONFIG_FEED_KEYS; NAME is 1 to 48 of [A-Za-z0-9_.-]). Each gets the feed defaults, then
+ * its keys. The same named section twice is an error.
+ *
  * An unknown section or key, or a bad value, is an error that names the file and line; a
  * program refuses to start on it.
  */
@@ -69,6 +73,43 @@
       "Networks (space-separated) of the relays whose Received: hops are skipped when the\n"        \
       "sender IP is read from a message's headers.")
 
+/* The keys of a [feed NAME] section: X(key, type, member, default, min, max, documentation).
+ * Which keys a feed type reads is documented in docs/feeds.md. */
+#define CONFIG_FEED_KEYS(X)                                                                         \
+    X(type, STR, type, "", 0, 0,                                                                    \
+      "retro (the retrospective verdict service), taxii21, urlhaus, openphish or misp.")           \
+    X(url, STR, url, "", 0, 0,                                                                      \
+      "retro: the registration API base (https://HOST); taxii21: the collection URL\n"              \
+      "(https://HOST/API-ROOT/collections/ID/); misp: the MISP base URL; urlhaus, openphish:\n"     \
+      "an http(s) URL or a local file path.")                                                     \
+    X(enabled, BOOL, enabled, "yes", 0, 0, "A disabled feed is not polled.")                       \
+    X(interval, DURATION, interval_ms, "2m", 1000, 86400000, "Time between two polls.")            \
+    X(page_size, INT, page_size, "20", 1, 1000,                                                     \
+      "Verdicts asked for per request (retro page_size, TAXII limit, MISP limit).")                \
+    X(initial_lookback, DURATION, initial_lookback_ms, "1h", 0, 31536000000,                       \
+      "First poll of a cursor feed (retro, taxii21, misp): ask for what is newer than this.")     \
+    X(overlap, DURATION, overlap_ms, "5m", 0, 86400000,                                              \
+      "Cursor feeds ask again for this much before their cursor (late arrivals at the server);\n"  \
+      "what was already handed over is recognised and not emitted twice.")                       \
+    X(device_id, STR, device_id, "", 0, 0, "retro: this gateway's device id.")                    \
+    X(org_id, STR, org_id, "", 0, 0, "retro: the organisation id sent at registration.")          \
+    X(model, STR, model, "clawback", 0, 0, "retro: the model sent at registration.")              \
+    X(version, STR, version, "1.0", 0, 0, "retro: the version sent at registration.")             \
+    X(username, STR, username, "", 0, 0, "taxii21: user for HTTP Basic authentication.")          \
+    X(credentials_file, STR, credentials_file, "", 0, 0,                                            \
+      "File whose first line is the secret: taxii21 the password (with username) or a bearer\n"    \
+      "token, misp the API key, urlhaus the Auth-Key. Never logged.")                             \
+    X(proxy, STR, proxy, "", 0, 0,                                                                  \
+      "HTTP(S) proxy URL; empty: the http_proxy / https_proxy / no_proxy environment.")          \
+    X(ca_file, STR, ca_file, "", 0, 0, "CA bundle to verify the server with; empty: the system's.") \
+    X(tls_verify, BOOL, tls_verify, "yes", 0, 0,                                                    \
+      "Verify the server's TLS certificate and name. Turn off only for a test server.")           \
+    X(timeout, DURATION, timeout_ms, "60s", 100, 3600000, "Longest time one request may take.")  \
+    X(max_size, SIZE, max_size, "64M", 1024, 4294967296, "Largest response accepted.")           \
+    X(backoff_min, DURATION, backoff_min_ms, "5s", 10, 86400000,                                   \
+      "First retry delay after a failure; it doubles (with jitter) on each further failure.")    \
+    X(backoff_max, DURATION, backoff_max_ms, "10m", 10, 86400000, "Longest retry delay.")
+
 #define CONFIG_CTYPE_STR char *
 #define CONFIG_CTYPE_REDIS_URL char *
 #define CONFIG_CTYPE_INT int64_t
@@ -77,10 +118,22 @@
 #define CONFIG_CTYPE_BOOL bool
 #define CONFIG_CTYPE_LEVEL log_level_t
 
+#define CONFIG_FEED_MAX_NAME 48
+
+typedef struct {
+    char name[CONFIG_FEED_MAX_NAME + 1];
+    int line; /* line of its section header, 0 when not from a file */
+#define CONFIG_FEED_MEMBER(key, type, member, def, min, max, doc) CONFIG_CTYPE_##type member;
+    CONFIG_FEED_KEYS(CONFIG_FEED_MEMBER)
+#undef CONFIG_FEED_MEMBER
+} config_feed_t;
+
 typedef struct config {
 #define CONFIG_MEMBER(section, key, type, member, def, min, max, doc) CONFIG_CTYPE_##type member;
     CONFIG_KEYS(CONFIG_MEMBER)
 #undef CONFIG_MEMBER
+    config_feed_t *feeds; /* the [feed NAME] sections, in file order */
+    size_t nfeeds;
     char *path; /* the file loaded, or NULL for the embedded defaults */
 } config_t;
 
@@ -92,9 +145,15 @@ void config_destroy(config_t **cfg);
 /* config_load - read path over the current values. On error returns -1 and writes
  * "PATH:LINE: message" into err (errsize bytes); the values may be partly updated. */
 int config_load(config_t *cfg, const char *path, char *err, size_t errsize);
-/* config_set - set one key from its text form; 0, or -1 with a message in err. */
+/* config_set - set one key from its text form; 0, or -1 with a message in err. A section
+ * "feed NAME" creates that feed (with its defaults) on first use. */
 int config_set(config_t *cfg, const char *section, const char *key, const char *value, char *err,
                size_t errsize);
+/* config_feed_find - the feed named name, or NULL. */
+const config_feed_t *config_feed_find(const config_t *cfg, const char *name);
+/* config_feed_name_valid - whether name can name a feed. */
+bool config_feed_name_valid(const char *name, size_t len);
+
 /* config_write_example - write the documented example file (every key, its default). */
 void config_write_example(FILE *out);
 

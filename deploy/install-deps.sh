@@ -6,7 +6,8 @@ set -eu
 PACKAGES="build-essential pkg-config libzmq3-dev libczmq-dev libcurl4-openssl-dev
 libmsgpack-dev libssl-dev libhiredis-dev libcmocka-dev libinih-dev uuid-dev
 redis-server redis-tools curl procps
-libgmime-3.0-dev libxml2-dev libidn2-dev libpsl-dev publicsuffix rspamd"
+libgmime-3.0-dev libxml2-dev libidn2-dev libpsl-dev publicsuffix rspamd
+libjansson-dev python3 openssl"
 
 missing=""
 for p in $PACKAGES; do

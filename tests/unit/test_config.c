@@ -504,6 +504,62 @@ static void test_config_set_unknown(void **state)
     "12345678901234567890123456789012345678901234567890123456789012345678901234567890"            \
     "1234567890123456789012345678901234567"
 
+/* [feed NAME] sections: several, defaults per feed, file order, the header's line kept. */
+static void test_feed_sections(void **state)
+{
+    (void)state;
+    config_t *cfg = config_new();
+    assert_int_equal(cfg->nfeeds, 0);
+    expect_load_ok("feeds",
+                   "[log]\nlevel = debug\n"
+                   "[feed phish]\ntype = openphish\nurl = /var/lib/feeds/openphish.txt\ninterval = 10m\n"
+                   "[feed retro-1.eu]\ntype = retro\nurl = https://register.example\ndevice_id = D1\n"
+                   "org_id = cisco\npage_size = 10\ntls_verify = no\n",
+                   cfg);
+    assert_int_equal(cfg->nfeeds, 2);
+    assert_string_equal(cfg->feeds[0].name, "phish");
+    assert_int_equal(cfg->feeds[0].line, 3);
+    assert_string_equal(cfg->feeds[0].type, "openphish");
+    assert_int_equal(cfg->feeds[0].interval_ms, 600000);
+    assert_int_equal(cfg->feeds[0].page_size, 20); /* default */
+    assert_true(cfg->feeds[0].tls_verify);
+    const config_feed_t *retro = config_feed_find(cfg, "retro-1.eu");
+    assert_non_null(retro);
+    assert_int_equal(retro->line, 7);
+    assert_string_equal(retro->device_id, "D1");
+    assert_int_equal(retro->page_size, 10);
+    assert_int_equal(retro->interval_ms, 120000); /* the seed's two minutes */
+    assert_int_equal(retro->initial_lookback_ms, 3600000);
+    assert_false(retro->tls_verify);
+    assert_int_equal(retro->max_size, 64LL * 1048576);
+    assert_null(config_feed_find(cfg, "retro"));
+    config_destroy(&cfg);
+}
+
+static void test_feed_section_errors(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *name, *text;
+        int line;
+        const char *sub;
+    } cases[] = {
+        {"bad name", "[feed a b]\n", 1, "bad feed name"},
+        {"empty name", "[log]\n[feed ]\n", 2, "unknown section"},
+        {"long name", "[feed aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa]\n", 1, "bad feed name"},
+        {"twice", "[feed a]\ntype = misp\nurl = http://m\n[feed a]\n", 4, "appears twice"},
+        {"unknown key", "[feed a]\ntype = misp\nurl = http://m\ncolour = red\n", 4, "unknown key 'colour' in section [feed a]"},
+        {"bad value", "[feed a]\ntype = misp\nurl = http://m\ninterval = 0\n", 4, "[feed a] interval: '0' is out of range"},
+        {"no type", "[log]\n[feed a]\nurl = http://m\n", 2, "type: '' is not one of"},
+        {"bad type", "[feed a]\ntype = rss\nurl = http://m\n", 1, "type: 'rss' is not one of"},
+        {"no url", "[feed a]\ntype = urlhaus\n", 1, "url: missing"},
+        {"retro without device", "[feed a]\ntype = retro\nurl = http://r\norg_id = o\n", 1, "needs device_id"},
+        {"backoff", "[feed a]\ntype = misp\nurl = http://m\nbackoff_min = 1h\nbackoff_max = 1m\n", 1, "backoff_min"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+        expect_load_error(cases[i].name, cases[i].text, cases[i].line, cases[i].sub);
+}
+
 static void test_load_errors(void **state)
 {
     (void)state;
@@ -683,6 +739,8 @@ int main(void)
         cmocka_unit_test(test_levels_strings_urls),
         cmocka_unit_test(test_config_set_unknown),
         cmocka_unit_test(test_load_errors),
+        cmocka_unit_test(test_feed_sections),
+        cmocka_unit_test(test_feed_section_errors),
         cmocka_unit_test(test_line_limit),
         cmocka_unit_test(test_load_missing_file),
         cmocka_unit_test(test_example_file_matches),
