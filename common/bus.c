@@ -115,7 +115,8 @@ struct bus_commit {
     char input_edge[BUS_MAX_EDGE + 1];
     char *input_entry, *input_record;
     zlistx_t *outputs; /* bus_output_t* */
-    zlistx_t *hsets;   /* bus_hset_t* */
+    zlistx_t *writes;  /* bus_write_t*: state written with the outputs */
+    zlistx_t *guards;  /* bus_write_t* (op 'g'): conditions the commit needs */
 };
 
 typedef struct {
@@ -127,9 +128,12 @@ typedef struct {
     char *why;
 } bus_output_t;
 
+/* A state write or guard: op 'h' HSET key a b, 'i' HINCRBY key a b, 'z' ZADD key a(score) b,
+ * 'g' (guard) GET key must equal a. */
 typedef struct {
-    char *key, *field, *value;
-} bus_hset_t;
+    char op;
+    char *key, *a, *b;
+} bus_write_t;
 
 static void bus_set_error(bus_t *self, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void bus_set_error(bus_t *self, const char *fmt, ...)
@@ -251,7 +255,7 @@ static redis_script_t BUS_COMMIT_SCRIPT = {
     .source =
         "local group, entry, rid = ARGV[1], ARGV[2], ARGV[3]\n"
         "local now, maxw = tonumber(ARGV[4]), tonumber(ARGV[5])\n"
-        "local nout, nset = tonumber(ARGV[6]), tonumber(ARGV[7])\n"
+        "local nout, nset, nguard = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[9])\n"
         "if entry ~= '' and redis.call('ZSCORE', KEYS[2], rid) then\n"
         "  redis.call('XACK', KEYS[1], group, entry)\n"
         "  redis.call('XDEL', KEYS[1], entry)\n"
@@ -261,7 +265,12 @@ static redis_script_t BUS_COMMIT_SCRIPT = {
         "  if #redis.call('XRANGE', KEYS[1], entry, entry) == 0 then return 4 end\n"
         "  return 3\n"
         "end\n"
-        "local base = 9\n"
+        "local base = 10\n"
+        "for i = 0, nguard - 1 do\n"
+        "  local o = base + i * 2\n"
+        "  if redis.call('GET', KEYS[tonumber(ARGV[o])]) ~= ARGV[o + 1] then return 5 end\n"
+        "end\n"
+        "base = base + nguard * 2\n"
         "local checked = {}\n"
         "for i = 0, nout - 1 do\n"
         "  local o = base + i * 5\n"
@@ -282,9 +291,10 @@ static redis_script_t BUS_COMMIT_SCRIPT = {
         "  end\n"
         "end\n"
         "base = base + nout * 5\n"
+        "local ops = {h = 'HSET', i = 'HINCRBY', z = 'ZADD'}\n"
         "for i = 0, nset - 1 do\n"
-        "  local o = base + i * 3\n"
-        "  redis.call('HSET', KEYS[tonumber(ARGV[o])], ARGV[o + 1], ARGV[o + 2])\n"
+        "  local o = base + i * 4\n"
+        "  redis.call(ops[ARGV[o + 1]], KEYS[tonumber(ARGV[o])], ARGV[o + 2], ARGV[o + 3])\n"
         "end\n"
         "if entry ~= '' then\n"
         "  redis.call('ZADD', KEYS[2], now, rid)\n"
@@ -306,14 +316,14 @@ static void bus_output_destroy(void **item)
     }
 }
 
-static void bus_hset_destroy(void **item)
+static void bus_write_destroy(void **item)
 {
-    bus_hset_t *h = *item;
-    if (h) {
-        free(h->key);
-        free(h->field);
-        free(h->value);
-        free(h);
+    bus_write_t *w = *item;
+    if (w) {
+        free(w->key);
+        free(w->a);
+        free(w->b);
+        free(w);
         *item = NULL;
     }
 }
@@ -330,8 +340,10 @@ bus_commit_t *bus_commit_new(bus_t *self, const bus_delivery_t *input)
     }
     c->outputs = zlistx_new();
     zlistx_set_destructor(c->outputs, bus_output_destroy);
-    c->hsets = zlistx_new();
-    zlistx_set_destructor(c->hsets, bus_hset_destroy);
+    c->writes = zlistx_new();
+    zlistx_set_destructor(c->writes, bus_write_destroy);
+    c->guards = zlistx_new();
+    zlistx_set_destructor(c->guards, bus_write_destroy);
     return c;
 }
 
@@ -343,7 +355,8 @@ void bus_commit_destroy(bus_commit_t **cp)
     free(c->input_entry);
     free(c->input_record);
     zlistx_destroy(&c->outputs);
-    zlistx_destroy(&c->hsets);
+    zlistx_destroy(&c->writes);
+    zlistx_destroy(&c->guards);
     free(c);
     *cp = NULL;
 }
@@ -393,13 +406,39 @@ int bus_commit_add_record(bus_commit_t *c, const char *edge, const record_desc_t
     return rc;
 }
 
+/* bus_commit_add_write - queue a state write or guard. */
+static void bus_commit_add_write(zlistx_t *list, char op, const char *key, const char *a, const char *b)
+{
+    bus_write_t *w = util_xcalloc(1, sizeof(*w));
+    w->op = op;
+    w->key = util_xstrdup(key);
+    w->a = util_xstrdup(a);
+    w->b = util_xstrdup(b ? b : "");
+    zlistx_add_end(list, w);
+}
+
 void bus_commit_hset(bus_commit_t *c, const char *key, const char *field, const char *value)
 {
-    bus_hset_t *h = util_xcalloc(1, sizeof(*h));
-    h->key = util_xstrdup(key);
-    h->field = util_xstrdup(field);
-    h->value = util_xstrdup(value);
-    zlistx_add_end(c->hsets, h);
+    bus_commit_add_write(c->writes, 'h', key, field, value);
+}
+
+void bus_commit_hincrby(bus_commit_t *c, const char *key, const char *field, int64_t delta)
+{
+    char n[24];
+    snprintf(n, sizeof(n), "%lld", (long long)delta);
+    bus_commit_add_write(c->writes, 'i', key, field, n);
+}
+
+void bus_commit_zadd(bus_commit_t *c, const char *key, int64_t score, const char *member)
+{
+    char n[24];
+    snprintf(n, sizeof(n), "%lld", (long long)score);
+    bus_commit_add_write(c->writes, 'z', key, n, member);
+}
+
+void bus_commit_guard(bus_commit_t *c, const char *key, const char *value)
+{
+    bus_commit_add_write(c->guards, 'g', key, value, NULL);
 }
 
 /* bus_note_failed_commit - remember that a commit consuming the delivery being handled failed,
@@ -428,13 +467,13 @@ bus_status_t bus_commit_run(bus_commit_t *c)
         bus_note_failed_commit(self, c);
         return BUS_ERROR; /* bus_commit_add said why */
     }
-    size_t nout = zlistx_size(c->outputs), nset = zlistx_size(c->hsets);
-    size_t nkeys = 2 + nout + nset;
-    size_t nargs = 8 + nout * 5 + nset * 3;
+    size_t nout = zlistx_size(c->outputs), nset = zlistx_size(c->writes), nguard = zlistx_size(c->guards);
+    size_t nkeys = 2 + nout + nset + nguard;
+    size_t nargs = 9 + nout * 5 + nset * 4 + nguard * 2;
     size_t total = nkeys + nargs;
     const char **argv = util_xcalloc(total, sizeof(*argv));
     size_t *lens = util_xcalloc(total, sizeof(*lens));
-    char (*numbers)[24] = util_xcalloc(nout + nset + 8, sizeof(*numbers));
+    char (*numbers)[24] = util_xcalloc(nout + 8, sizeof(*numbers));
     size_t nnum = 0, k = 0, a = nkeys;
     char in_stream[96] = "", in_done[96] = "";
 
@@ -469,8 +508,16 @@ bus_status_t bus_commit_run(bus_commit_t *c)
     BUS_ARG_NUM(nout);
     BUS_ARG_NUM(nset);
     BUS_ARG_STR(c->duplicate_only ? "1" : "0", 1);
-    char (*keyidx)[24] = util_xcalloc(nout + nset + 1, sizeof(*keyidx));
+    BUS_ARG_NUM(nguard);
+    char (*keyidx)[24] = util_xcalloc(nout + nset + nguard + 1, sizeof(*keyidx));
     size_t nidx = 0;
+    for (bus_write_t *g = zlistx_first(c->guards); g; g = zlistx_next(c->guards)) {
+        argv[k] = g->key, lens[k] = strlen(g->key), k++;
+        snprintf(keyidx[nidx], sizeof(keyidx[0]), "%zu", k);
+        BUS_ARG_STR(keyidx[nidx], strlen(keyidx[nidx]));
+        nidx++;
+        BUS_ARG_STR(g->a, strlen(g->a));
+    }
     for (bus_output_t *o = zlistx_first(c->outputs); o; o = zlistx_next(c->outputs)) {
         argv[k] = o->key, lens[k] = strlen(o->key), k++;
         snprintf(keyidx[nidx], sizeof(keyidx[0]), "%zu", k);
@@ -481,13 +528,14 @@ bus_status_t bus_commit_run(bus_commit_t *c)
         BUS_ARG_NUM(o->maxlen);
         BUS_ARG_STR(o->why, strlen(o->why));
     }
-    for (bus_hset_t *h = zlistx_first(c->hsets); h; h = zlistx_next(c->hsets)) {
-        argv[k] = h->key, lens[k] = strlen(h->key), k++;
+    for (bus_write_t *w = zlistx_first(c->writes); w; w = zlistx_next(c->writes)) {
+        argv[k] = w->key, lens[k] = strlen(w->key), k++;
         snprintf(keyidx[nidx], sizeof(keyidx[0]), "%zu", k);
         BUS_ARG_STR(keyidx[nidx], strlen(keyidx[nidx]));
         nidx++;
-        BUS_ARG_STR(h->field, strlen(h->field));
-        BUS_ARG_STR(h->value, strlen(h->value));
+        BUS_ARG_STR(&w->op, 1);
+        BUS_ARG_STR(w->a, strlen(w->a));
+        BUS_ARG_STR(w->b, strlen(w->b));
     }
 #undef BUS_ARG_NUM
 #undef BUS_ARG_STR
@@ -521,6 +569,8 @@ bus_status_t bus_commit_run(bus_commit_t *c)
                 bus_mark_no_room(self, o->key);
         bus_set_error(self, "an output edge is full (%lld records waiting)", (long long)self->max_waiting);
     }
+    if (status == BUS_FENCED)
+        bus_set_error(self, "commit refused: a guard no longer holds (lease lost)");
     free(argv);
     free(lens);
     free(numbers);

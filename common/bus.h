@@ -48,6 +48,7 @@ typedef enum {
     BUS_OK = 0,
     BUS_DUPLICATE = 1, /* the input was already committed: nothing was written */
     BUS_FULL = 2,      /* an output edge holds max_waiting records: nothing was written */
+    BUS_FENCED = 5,    /* a guard (bus_commit_guard) did not hold: nothing was written */
     BUS_ERROR = -1,    /* Redis failed (see bus_errstr): nothing was written */
 } bus_status_t;
 
@@ -110,8 +111,14 @@ int bus_commit_add(bus_commit_t *commit, const char *edge, const char *record_id
  * does not encode (err says why). */
 int bus_commit_add_record(bus_commit_t *commit, const char *edge, const record_desc_t *desc, const void *record,
                           char *err, size_t errsize);
-/* bus_commit_hset - also set field of hash key to value in the same atomic step (cursors). */
+/* State written in the same atomic step as the outputs (cursors, counters, seen sets): HSET,
+ * HINCRBY, ZADD, in the order added. */
 void bus_commit_hset(bus_commit_t *commit, const char *key, const char *field, const char *value);
+void bus_commit_hincrby(bus_commit_t *commit, const char *key, const char *field, int64_t delta);
+void bus_commit_zadd(bus_commit_t *commit, const char *key, int64_t score, const char *member);
+/* bus_commit_guard - the commit only runs while string key holds value (a lease: a holder that
+ * lost it writes nothing); otherwise bus_commit_run returns BUS_FENCED. */
+void bus_commit_guard(bus_commit_t *commit, const char *key, const char *value);
 /* bus_commit_run - execute it. BUS_OK, BUS_DUPLICATE, BUS_FULL or BUS_ERROR; the commit can be
  * run again after BUS_FULL or BUS_ERROR. */
 bus_status_t bus_commit_run(bus_commit_t *commit);

@@ -10,6 +10,8 @@
  */
 #include "http_client.h"
 
+#include <stdatomic.h>
+
 #include <ctype.h>
 #include <curl/curl.h>
 #include <errno.h>
@@ -42,6 +44,7 @@ struct http_client {
     char *user_agent;
     char curl_error[CURL_ERROR_SIZE];
     char errstr[512];
+    const atomic_int *cancel;
 };
 
 /* One request's collected response. */
@@ -49,7 +52,11 @@ typedef struct {
     strbuf_t body;
     bool too_large;        /* the write callback refused data past max_body */
     int64_t retry_after_s; /* -1 when absent */
+    strbuf_t headers;      /* the final response's header lines, capped */
+    const atomic_int *cancel;
 } http_transfer_t;
+
+#define HTTP_MAX_HEADERS 32768
 
 static pthread_once_t http_global_once = PTHREAD_ONCE_INIT;
 static CURLcode http_global_rc = CURLE_FAILED_INIT;
@@ -164,11 +171,23 @@ static size_t http_header_cb(char *buffer, size_t size, size_t nitems, void *use
     size_t n = size * nitems;
     static const char name[] = "retry-after:";
     const size_t name_len = sizeof(name) - 1;
-    if (n >= 5 && strncmp(buffer, "HTTP/", 5) == 0)
+    if (n >= 5 && strncmp(buffer, "HTTP/", 5) == 0) {
         xfer->retry_after_s = -1; /* a new (possibly final) response begins */
-    else if (n >= name_len && strncasecmp(buffer, name, name_len) == 0)
+        xfer->headers.len = 0;
+    } else if (n >= name_len && strncasecmp(buffer, name, name_len) == 0) {
         xfer->retry_after_s = http_parse_retry_after(buffer + name_len, n - name_len);
+    }
+    (void)strbuf_append(&xfer->headers, buffer, n); /* past the cap: later headers are dropped */
     return n;
+}
+
+/* http_progress_cb - libcurl progress callback: abort when the caller cancels. */
+static int http_progress_cb(void *userdata, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                            curl_off_t ulnow)
+{
+    (void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
+    const http_transfer_t *xfer = userdata;
+    return xfer->cancel && atomic_load(xfer->cancel) ? 1 : 0;
 }
 
 /* http_classify - the error class of a libcurl failure. */
@@ -278,6 +297,7 @@ void http_response_release(http_response_t *response)
         return;
     free(response->body);
     free(response->content_type);
+    free(response->headers);
     memset(response, 0, sizeof(*response));
     response->retry_after_s = -1;
 }
@@ -377,6 +397,11 @@ static CURLcode http_apply_options(http_client_t *self, const char *method, cons
     HTTP_SETOPT(CURLOPT_WRITEDATA, xfer);
     HTTP_SETOPT(CURLOPT_HEADERFUNCTION, http_header_cb);
     HTTP_SETOPT(CURLOPT_HEADERDATA, xfer);
+    if (xfer->cancel) {
+        HTTP_SETOPT(CURLOPT_NOPROGRESS, 0L);
+        HTTP_SETOPT(CURLOPT_XFERINFOFUNCTION, http_progress_cb);
+        HTTP_SETOPT(CURLOPT_XFERINFODATA, xfer);
+    }
     HTTP_SETOPT(CURLOPT_URL, url);
     if (headers)
         HTTP_SETOPT(CURLOPT_HTTPHEADER, headers);
@@ -450,6 +475,8 @@ int http_client_request(http_client_t *self, const char *method, const char *url
     memset(&xfer, 0, sizeof(xfer));
     strbuf_init(&xfer.body, self->max_body);
     xfer.retry_after_s = -1;
+    strbuf_init(&xfer.headers, HTTP_MAX_HEADERS);
+    xfer.cancel = self->cancel;
 
     CURLcode rc = http_apply_options(self, method, url, list, body, body_len, &xfer);
     if (rc != CURLE_OK) {
@@ -458,6 +485,7 @@ int http_client_request(http_client_t *self, const char *method, const char *url
         curl_easy_reset(self->curl);
         curl_slist_free_all(list);
         strbuf_release(&xfer.body);
+        strbuf_release(&xfer.headers);
         return -1;
     }
     rc = curl_easy_perform(self->curl);
@@ -481,11 +509,14 @@ int http_client_request(http_client_t *self, const char *method, const char *url
         if (response->error == HTTP_ERROR_TOO_LARGE)
             http_client_set_error(self, "%s %s: response body larger than %zu bytes", method,
                                   origin, self->max_body);
+        else if (rc == CURLE_ABORTED_BY_CALLBACK)
+            http_client_set_error(self, "%s %s: cancelled", method, origin);
         else if (curl_error[0])
             http_client_set_error(self, "%s %s: %s", method, origin, curl_error);
         else
             http_client_set_error(self, "%s %s: %s", method, origin, curl_easy_strerror(rc));
         strbuf_release(&xfer.body);
+        strbuf_release(&xfer.headers);
         return -1;
     }
 
@@ -494,6 +525,36 @@ int http_client_request(http_client_t *self, const char *method, const char *url
     response->body = strbuf_detach(&xfer.body);
     response->content_type = content_type;
     response->retry_after_s = xfer.retry_after_s;
+    response->headers = strbuf_detach(&xfer.headers);
     response->error = HTTP_ERROR_NONE;
     return 0;
+}
+
+int http_response_header(const http_response_t *response, const char *name, char *out, size_t size)
+{
+    size_t nlen = strlen(name);
+    for (const char *line = response->headers; line && *line;) {
+        const char *eol = strchr(line, '\n');
+        size_t len = eol ? (size_t)(eol - line) : strlen(line);
+        if (len > nlen && strncasecmp(line, name, nlen) == 0 && line[nlen] == ':') {
+            const char *v = line + nlen + 1, *end = line + len;
+            while (v < end && (*v == ' ' || *v == '\t'))
+                v++;
+            while (end > v && (end[-1] == '\r' || end[-1] == ' ' || end[-1] == '\t'))
+                end--;
+            size_t vlen = (size_t)(end - v);
+            if (vlen >= size)
+                return -1;
+            memcpy(out, v, vlen);
+            out[vlen] = '\0';
+            return (int)vlen;
+        }
+        line = eol ? eol + 1 : line + len;
+    }
+    return -1;
+}
+
+void http_client_set_cancel(http_client_t *self, const atomic_int *cancel)
+{
+    self->cancel = cancel;
 }

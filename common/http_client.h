@@ -14,6 +14,7 @@
 #ifndef CLAWBACK_HTTP_CLIENT_H
 #define CLAWBACK_HTTP_CLIENT_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -46,6 +47,8 @@ typedef struct {
     int64_t retry_after_s; /* Retry-After in seconds from now (delta or HTTP date; a past date
                             * gives 0), -1 when absent, unparsable or the request failed */
     http_error_t error;
+    char *headers;        /* the final response's header lines ("Name: value\r\n"...), owned;
+                           * NULL on failure */
 } http_response_t;
 
 typedef struct http_client http_client_t;
@@ -70,6 +73,14 @@ int http_client_request(http_client_t *self, const char *method, const char *url
  * clear it). It names the method and the URL's scheme://host:port only: no user info, path,
  * query, header or body. */
 const char *http_client_errstr(const http_client_t *self);
+
+/* http_response_header - copy the value of the first header called name (case-insensitive)
+ * into out; its length, or -1 when absent or longer than size - 1. */
+int http_response_header(const http_response_t *response, const char *name, char *out, size_t size);
+
+/* http_client_set_cancel - while *cancel is non-zero, requests of this client abort (another
+ * thread sets it to stop one quickly); NULL: never. The flag is the caller's. */
+void http_client_set_cancel(http_client_t *self, const atomic_int *cancel);
 
 /* http_response_release - free a response's contents and empty it; the struct itself is the
  * caller's. Accepts NULL. */

@@ -806,6 +806,47 @@ static void test_timeout(void **state)
     http_client_destroy(&c);
 }
 
+/* test_response_headers - header values by name, case-insensitive, trimmed; absent ones. */
+static void test_response_headers(void **state)
+{
+    (void)state;
+    http_client_t *c = new_client(0, 0);
+    http_response_t r;
+    char v[64];
+    assert_int_equal(get_path(c, "/throttle", &r), 0);
+    assert_non_null(r.headers);
+    assert_int_equal(http_response_header(&r, "retry-after", v, sizeof(v)), 1);
+    assert_string_equal(v, "7");
+    assert_int_equal(http_response_header(&r, "RETRY-AFTER", v, sizeof(v)), 1);
+    assert_int_equal(http_response_header(&r, "Retry", v, sizeof(v)), -1);        /* a prefix only */
+    assert_int_equal(http_response_header(&r, "X-Absent", v, sizeof(v)), -1);
+    assert_int_equal(http_response_header(&r, "Content-Length", v, 1), -1); /* does not fit */
+    http_response_release(&r);
+    assert_null(r.headers);
+    http_client_destroy(&c);
+}
+
+/* test_cancel - a set cancel flag aborts a stalled request at once, and the client stays usable. */
+static void test_cancel(void **state)
+{
+    (void)state;
+    http_client_t *c = new_client(20000, 0);
+    atomic_int cancel = 1;
+    http_client_set_cancel(c, &cancel);
+    http_response_t r;
+    int64_t start = util_monotonic_ms();
+    int rc = get_path(c, "/slow", &r);
+    assert_int_equal(rc, -1);
+    assert_true(util_monotonic_ms() - start < 5000);
+    assert_non_null(strstr(http_client_errstr(c), "cancelled"));
+    http_response_release(&r);
+    atomic_store(&cancel, 0);
+    assert_int_equal(get_path(c, "/ok", &r), 0);
+    assert_int_equal(r.status, 200);
+    http_response_release(&r);
+    http_client_destroy(&c);
+}
+
 /* test_connection_refused - a bound port nobody listens on: NETWORK, retryable. */
 static void test_connection_refused(void **state)
 {
@@ -1075,6 +1116,8 @@ int main(void)
         cmocka_unit_test(test_methods_and_bodies),
         cmocka_unit_test(test_user_agent),
         cmocka_unit_test(test_retry_after),
+        cmocka_unit_test(test_response_headers),
+        cmocka_unit_test(test_cancel),
         cmocka_unit_test(test_status_codes),
         cmocka_unit_test(test_retryable_table),
         cmocka_unit_test(test_max_body),
