@@ -34,6 +34,7 @@ config_t *cli_config(cli_t *cli);
 
 int cli_cmd_config(cli_t *cli, int argc, char **argv);
 int cli_cmd_queues(cli_t *cli, int argc, char **argv);
+int cli_cmd_feeds(cli_t *cli, int argc, char **argv);
 int cli_cmd_url(cli_t *cli, int argc, char **argv);
 int cli_cmd_inspect(cli_t *cli, int argc, char **argv);
 int cli_cmd_ingest(cli_t *cli, int argc, char **argv);

@@ -16,6 +16,10 @@ static const cli_command_t COMMANDS[] = {
      cli_cmd_config},
     {"queues", "show the depth of every bus edge (waiting, in flight, oldest age, counters)",
      "usage: clawback [-c FILE] [--redis URL] queues [--json]\n", cli_cmd_queues},
+    {"feeds", "show each threat feed's poller state: holder, last poll, cursor, verdicts, errors",
+     "usage: clawback [-c FILE] [--redis URL] feeds [--json]\n"
+     "  one line per [feed NAME] section of the configuration\n",
+     cli_cmd_feeds},
     {"url", "canonicalize, unwrap or extract URLs as the index does",
      "usage: clawback url canon [URL...]    Safe Browsing canonical form, one per line\n"
      "       clawback url unwrap [URL...]   every layer of a wrapped or defanged URL\n"

@@ -71,7 +71,10 @@
       "8 up to some 25,000 messages per partition, one more per doubling.")                        \
     X(index, trusted_relays, STR, index_trusted_relays, "127.0.0.0/8 ::1", 0, 0,                    \
       "Networks (space-separated) of the relays whose Received: hops are skipped when the\n"        \
-      "sender IP is read from a message's headers.")
+      "sender IP is read from a message's headers.")                                                  \
+    X(poller, lease, DURATION, poller_lease_ms, "30s", 1000, 3600000,                               \
+      "Several pollers may run; one holds each feed. A holder that dies is replaced after this\n"  \
+      "long (a holder that stops cleanly hands its feeds over at once).")
 
 /* The keys of a [feed NAME] section: X(key, type, member, default, min, max, documentation).
  * Which keys a feed type reads is documented in docs/feeds.md. */
