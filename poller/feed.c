@@ -262,7 +262,9 @@ static void poller_start_poll(poller_feed_t *self)
     switch (self->kind) {
     case FEED_KIND_RETRO:
         self->cursor_ms = has_cursor ? cursor : 0;
-        self->since_ms = has_cursor ? cursor - f->overlap_ms : now - f->initial_lookback_ms;
+        /* since is inclusive and in whole seconds: the second after the newest one handed over,
+         * less the overlap that catches verdicts the service adds late */
+        self->since_ms = has_cursor ? cursor + 1000 - f->overlap_ms : now - f->initial_lookback_ms;
         if (self->since_ms < now - cfg->index_retention_ms)
             self->since_ms = now - cfg->index_retention_ms; /* older verdicts are not acted on */
         break;

@@ -37,6 +37,7 @@ write_conf() {
 }
 # reset - forget everything between sections.
 reset() { rcli flushall >/dev/null; : >"$WORK/poller.log"; }
+has_line() { grep -qF -- "$2" "$1"; }
 # feed_above NAME FIELD N - whether the feed's FIELD is now above N.
 feed_above() { local v; v=$(feed_json "$1" "$2"); [ -n "$v" ] && [ "$v" -gt "$3" ]; }
 
@@ -154,7 +155,7 @@ t=$(($(date +%s) - 600))
 control "$RP" POST /_control/retros "[$(retro http://phish.cua.com/test_url_2022032402rks d5feb7d4-fe00-4568-9bb7-769a5bc7886e $t),
  $(retro http://phish.cua.com/test_url_2022032402rks c5fb612c-e1b1-42aa-aaa2-643009c803a1 $((t + 131))),
  $(retro http://phish.cua.com/test_url_2022032901_rks 2ed41b55-bdec-49fd-abfa-45a876fc10d6 $((t + 192)))]"
-RETRO_FEED="[feed retro]\ntype = retro\nurl = http://127.0.0.1:$RP\ndevice_id = 420D4F36AAEBC0093B4F-B9E72189A021\norg_id = cisco\nmodel = C300V\nversion = 14.2.0-468\npage_size = 2\ninterval = 1s\nbackoff_min = 200ms\nbackoff_max = 1s"
+RETRO_FEED="[feed retro]\ntype = retro\nurl = http://127.0.0.1:$RP\ndevice_id = 420D4F36AAEBC0093B4F-B9E72189A021\norg_id = cisco\nmodel = C300V\nversion = 14.2.0-468\npage_size = 2\ninterval = 1s\noverlap = 0\nbackoff_min = 200ms\nbackoff_max = 1s"
 write_conf "$CONF" "$RETRO_FEED"
 LOGFILE="$WORK/logger.log" write_conf "$WORK/logger.conf"
 spawn logger "$BIN/clawback-logger" -c "$WORK/logger.conf"
@@ -171,7 +172,7 @@ reg = [r for r in reqs if r["method"] == "POST" and r["path"].startswith("/v1/re
 assert reg and reg[0]["body"] == {"org_id": "cisco", "model": "C300V", "version": "14.2.0-468", "type": "esa-ces"}, reg
 polls = [r for r in reqs if r["path"] == "/v1/retro/device/420D4F36AAEBC0093B4F-B9E72189A021"]
 assert len(polls) >= 2, polls
-assert all(p["headers"].get("Authorization") == "present" for p in polls), polls
+assert all(p["headers"].get("authorization") == "present" for p in polls), polls
 assert all(p["query"]["page_size"] == ["2"] for p in polls), polls
 assert polls[1]["query"]["since"][0] > polls[0]["query"]["since"][0], "the second page asks from where the first ended"
 EOP
@@ -212,7 +213,7 @@ control "$RP" DELETE /_control/requests
 MAX_WAITING=2 write_conf "$CONF" "$RETRO_FEED\ninitial_lookback = 2h"
 control "$RP" POST /_control/fault '{"path_prefix": "/v1/retro", "count": 1, "mode": "delay", "delay_s": 2}'
 spawn poller "$BIN/clawback-poller" -c "$CONF"
-wait_until 10 "the poll to be under way" has_line "$WORK/poller.log" "ECS: Start polling"
+wait_until 10 "the poll to be under way" feed_above retro last_poll_ms 0   # its answer is 2 s away
 f1=$(rcli xadd cb:bus:verdicts:q '*' i filler-1 r x)
 f2=$(rcli xadd cb:bus:verdicts:q '*' i filler-2 r x)
 wait_until 15 "the page to wait for room" has_line "$WORK/poller.log" "the verdicts edge is full; waiting"
@@ -228,7 +229,7 @@ sleep_polls
 [ "$(count_verdicts)" = 4 ] || fail "after the restart: $(verdicts)"
 [ "$(feed_json retro cursor)" = "$(((t + 300) * 1000))" ] || fail "cursor after the restart $(feed_json retro cursor)"
 # many pages, the poller killed at random moments: every verdict once
-base=$(($(date +%s) - 500))
+base=$(($(date +%s) - 100)) # after the cursor (t + 300)
 batch=""
 for i in $(seq 1 60); do
     batch="$batch${batch:+,}$(retro "http://stress.example/$i" "$(printf '7e57%04d-0000-4000-8000-000000000000' "$i")" $((base + i)))"
@@ -280,10 +281,10 @@ requests "$TP" >"$WORK/req.json"
 python3 - "$WORK/req.json" <<'EOP' || fail "taxii requests: $(cat "$WORK/req.json")"
 import json, sys
 reqs = [r for r in json.load(open(sys.argv[1])) if "/objects/" in r["path"]]
-assert len(reqs) >= 4, len(reqs)   # 7 objects, 6 indicators, 2 a page
+assert len(reqs) == 3, len(reqs)   # 6 indicators (and a malware object), 2 a page
 first = reqs[0]
-assert first["headers"].get("Accept") == "application/taxii+json;version=2.1", first["headers"]
-assert first["headers"].get("Authorization") == "present" and first.get("auth_user") == "alice" or first["headers"].get("auth_user") == "alice", first
+assert first["headers"].get("accept") == "application/taxii+json;version=2.1", first["headers"]
+assert first["headers"].get("authorization") == "present" and first.get("auth_user") == "alice", first
 assert first["query"]["limit"] == ["2"] and first["query"]["match[type]"] == ["indicator"], first["query"]
 assert "next" in reqs[1]["query"], reqs[1]["query"]
 assert all(r["status"] == 200 for r in reqs), [r["status"] for r in reqs]
@@ -331,7 +332,7 @@ requests "$MP" | python3 -c "
 import json,sys
 r=[x for x in json.load(sys.stdin) if x['path']=='/attributes/restSearch']
 b=r[0]['body']
-assert r[0]['headers'].get('Authorization')=='present', r[0]
+assert r[0]['headers'].get('authorization')=='present', r[0]
 assert b['to_ids']==1 and 'url' in b['type'] and b['limit']==2 and b['page']==1 and b['returnFormat']=='json', b
 assert [x['body']['page'] for x in r[:3]]==[1,2,3], [x['body'] for x in r]" || fail "misp requests: $(requests "$MP")"
 grep -q MISPKEY0123456789 "$WORK/poller.log" "$WORK/poller.err" && fail "the MISP key appears in a log"
@@ -357,7 +358,9 @@ control "$FP" POST /_control/fault '{"path_prefix": "/files/op.txt", "count": 1,
 write_conf "$CONF" "[feed flaky]\ntype = openphish\nurl = http://127.0.0.1:$FP/files/op.txt\ninterval = 1h\ntimeout = 2s\nmax_size = 1M\nbackoff_min = 100ms\nbackoff_max = 400ms"
 spawn poller "$BIN/clawback-poller" -c "$CONF"
 wait_until 40 "the verdict after five failures" at_least 1 count_verdicts
-grep -c "ECS: Feed 'flaky' poll failed" "$WORK/poller.log" | grep -qx 5 || fail "failures logged: $(grep "poll failed" "$WORK/poller.log")"
+# (a connection closed without an answer on a reused connection is retried by libcurl at once,
+# so it may meet the next fault instead of counting as a failure of its own)
+grep -c "ECS: Feed 'flaky' poll failed" "$WORK/poller.log" | grep -qx '[45]' || fail "failures logged: $(grep "poll failed" "$WORK/poller.log")"
 grep -q "poll failed: list download: HTTP 503 busy" "$WORK/poller.log" || fail "503 not reported"
 grep -q "poll failed: list download: HTTP 429 slow down" "$WORK/poller.log" || fail "429 not reported"
 grep "poll failed" "$WORK/poller.log" | grep -qi "timeout\|timed out" || fail "the endless body did not time out"
@@ -368,6 +371,25 @@ grep "poll failed" "$WORK/poller.log" | grep -v "HTTP 503\|HTTP 429" | grep -q "
 [ "$(feed_json flaky failures)" = 0 ] || fail "failures not reset after a success"
 alive poller || fail "poller died"
 stop_gracefully poller
+echo "ok"
+
+echo "== a poller that lost its lease hands nothing over (the commit is fenced)"
+reset
+printf 'http://fenced.example/1\n' | curl -sS --fail -X PUT --data-binary @- "http://127.0.0.1:$FP/_control/files/fenced.txt" >/dev/null
+control "$FP" POST /_control/fault '{"path_prefix": "/files/fenced.txt", "count": 1, "mode": "delay", "delay_s": 2}'
+LEASE=30s MAX_WAITING=2 write_conf "$CONF" "[feed fenced]\ntype = openphish\nurl = http://127.0.0.1:$FP/files/fenced.txt\ninterval = 1h"
+spawn poller "$BIN/clawback-poller" -c "$CONF"
+wait_until 10 "the fetch to start" feed_above fenced last_poll_ms 0   # its answer is 2 s away
+f1=$(rcli xadd cb:bus:verdicts:q '*' i filler-1 r x)
+f2=$(rcli xadd cb:bus:verdicts:q '*' i filler-2 r x)
+wait_until 15 "the page to wait for room" has_line "$WORK/poller.log" "the verdicts edge is full; waiting"
+rcli set cb:feed:fenced:lease someone-else PX 60000 >/dev/null   # taken over, unnoticed until the next renewal
+rcli xdel cb:bus:verdicts:q "$f1" "$f2" >/dev/null
+wait_until 10 "the fenced commit" has_line "$WORK/poller.log" "handed over to another poller (lease lost before the hand-over)"
+[ "$(count_verdicts)" = 0 ] || fail "a poller without the lease handed over: $(verdicts)"
+[ "$(rcli hget cb:feed:fenced verdicts)" = "" ] || fail "counters moved"
+stop_gracefully poller
+[ "$(rcli get cb:feed:fenced:lease)" = someone-else ] || fail "a stopping poller released a lease it does not hold"
 echo "ok"
 
 echo "== TLS verified by default, a CA file, a proxy from the config and from the environment"
@@ -403,15 +425,15 @@ echo "ok"
 echo "== two pollers: one holds the feed; kill -9 the holder and the other takes over"
 reset
 printf 'http://lease.example/1\n' >"$WORK/lease.txt"
-LEASE=2s write_conf "$CONF" "[feed ls]\ntype = openphish\nurl = $WORK/lease.txt\ninterval = 500ms"
-LOGFILE="$WORK/p1.log" LEASE=2s write_conf "$WORK/p1.conf" "[feed ls]\ntype = openphish\nurl = $WORK/lease.txt\ninterval = 500ms"
-LOGFILE="$WORK/p2.log" LEASE=2s write_conf "$WORK/p2.conf" "[feed ls]\ntype = openphish\nurl = $WORK/lease.txt\ninterval = 500ms"
+LEASE=2s write_conf "$CONF" "[feed ls]\ntype = openphish\nurl = $WORK/lease.txt\ninterval = 1s"
+LOGFILE="$WORK/p1.log" LEASE=2s write_conf "$WORK/p1.conf" "[feed ls]\ntype = openphish\nurl = $WORK/lease.txt\ninterval = 1s"
+LOGFILE="$WORK/p2.log" LEASE=2s write_conf "$WORK/p2.conf" "[feed ls]\ntype = openphish\nurl = $WORK/lease.txt\ninterval = 1s"
 spawn p1 "$BIN/clawback-poller" -c "$WORK/p1.conf"
 wait_until 10 "p1 to take the feed" has_line "$WORK/p1.log" "ECS: Feed 'ls' taken by this poller"
 spawn p2 "$BIN/clawback-poller" -c "$WORK/p2.conf"
 wait_until 10 "p2 to run" has_line "$WORK/p2.log" "started as"
 last=$(feed_json ls last_success_ms)
-wait_until 10 "three polls" feed_above ls last_success_ms "$((last + 1000))"
+wait_until 10 "two more polls" feed_above ls last_success_ms "$((last + 1500))"
 grep -q "ECS: \[ls\] Fetching" "$WORK/p2.log" && fail "both pollers poll the feed"
 feed_json ls holder | grep -q "clawback-poller:.*:$(pid_of p1):" || fail "holder $(feed_json ls holder)"
 kill_hard p1
@@ -441,7 +463,7 @@ for i in 1 2 3 4 5 6 7 8 9 10; do
 done
 alive poller || fail "poller died under backpressure"
 # a consumer drains the edge: every URL arrives once
-MAX_WAITING=50 write_conf "$WORK/sink.conf"
+write_conf "$WORK/sink.conf"   # its own output edge is not limited to 50
 spawn sink "$TOOLS/bus_peer" -c "$WORK/sink.conf" sink --in verdicts --out sink
 wait_until 60 "1200 verdicts at the consumer" at_least 1200 count_verdicts cb:bus:sink:q
 [ "$(count_verdicts cb:bus:sink:q)" = 1200 ] || fail "consumer got $(count_verdicts cb:bus:sink:q)"
