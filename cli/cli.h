@@ -32,6 +32,9 @@ int cli_wants_help(int argc, char **argv);
 /* cli_config - load the configuration for a command; NULL after printing why. Caller owns. */
 config_t *cli_config(cli_t *cli);
 
+/* cli_redis - a connection to the configured Redis; NULL after printing why. Caller owns. */
+redis_conn_t *cli_redis(const config_t *cfg);
+
 int cli_cmd_config(cli_t *cli, int argc, char **argv);
 int cli_cmd_queues(cli_t *cli, int argc, char **argv);
 int cli_cmd_feeds(cli_t *cli, int argc, char **argv);

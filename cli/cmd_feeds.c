@@ -42,13 +42,13 @@ int cli_cmd_feeds(cli_t *cli, int argc, char **argv)
     config_t *cfg = cli_config(cli);
     if (!cfg)
         return CLI_FAILURE;
-    char err[512];
-    redis_conn_t *redis = program_redis(cfg, err, sizeof(err));
+    redis_conn_t *redis = cli_redis(cfg);
     if (!redis) {
-        fprintf(stderr, "clawback: %s\n", err);
         config_destroy(&cfg);
         return CLI_FAILURE;
     }
+    if (!cfg->nfeeds)
+        fprintf(stderr, "clawback: feeds: the configuration has no [feed NAME] section\n");
     int rc = CLI_OK;
     int64_t now = util_now_ms();
     strbuf_t out;

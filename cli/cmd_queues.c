@@ -24,13 +24,10 @@ int cli_cmd_queues(cli_t *cli, int argc, char **argv)
     config_t *cfg = cli_config(cli);
     if (!cfg)
         return CLI_FAILURE;
-    char err[512];
-    redis_conn_t *redis = program_redis(cfg, err, sizeof(err));
+    redis_conn_t *redis = cli_redis(cfg);
     config_destroy(&cfg);
-    if (!redis) {
-        fprintf(stderr, "clawback: %s\n", err);
+    if (!redis)
         return CLI_FAILURE;
-    }
     size_t n;
     const topology_edge_t *edges = topology_edges(&n);
     const char *names[64];

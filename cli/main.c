@@ -75,6 +75,15 @@ config_t *cli_config(cli_t *cli)
     return cfg;
 }
 
+redis_conn_t *cli_redis(const config_t *cfg)
+{
+    char err[512];
+    redis_conn_t *redis = program_redis(cfg, err, sizeof(err));
+    if (!redis)
+        fprintf(stderr, "clawback: %s\n", err);
+    return redis;
+}
+
 int main(int argc, char **argv)
 {
     static const struct option longopts[] = {{"config", required_argument, NULL, 'c'},
