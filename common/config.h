@@ -11,7 +11,7 @@
  * milliseconds; sizes (512, 64k, 1M, 2G), stored in bytes; log levels by name.
  *
  * Named sections: "[feed NAME]" may appear any number of times, one per threat feed the poller
- * reads (CONFIG_FEED_KEYS; NAME is 1 to 48 of [A-Za-z0-9_.-]). Each gets the feed defaults, then
+ * reads (CONFIG_FEED_KEYS; NAME is 1 to 40 of [A-Za-z0-9_.-]). Each gets the feed defaults, then
  * its keys. The same named section twice is an error.
  *
  * An unknown section or key, or a bad value, is an error that names the file and line; a
@@ -121,7 +121,7 @@
 #define CONFIG_CTYPE_BOOL bool
 #define CONFIG_CTYPE_LEVEL log_level_t
 
-#define CONFIG_FEED_MAX_NAME 48
+#define CONFIG_FEED_MAX_NAME 40 /* inih keeps section names of up to 49 bytes: "feed " + 44 */
 
 typedef struct {
     char name[CONFIG_FEED_MAX_NAME + 1];

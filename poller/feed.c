@@ -21,6 +21,7 @@
 #define POLLER_MAX_PAGES 10000    /* pages per poll, against a server that always says "more" */
 #define POLLER_RETRY_COMMIT_MS 1000
 #define POLLER_MAX_RETRY_AFTER_MS 3600000
+#define POLLER_MAX_SKEW_MS 60000 /* a feed time further ahead than this never moves a cursor */
 
 typedef enum {
     FEED_IDLE,
@@ -56,6 +57,7 @@ struct poller_feed {
     char *added_after;        /* taxii21 */
     int64_t misp_since_s, misp_page, misp_max_ms;
     int64_t cursor_ms;        /* retro, misp: the committed cursor */
+    int64_t pending_cursor_ms; /* the cursor the commit in flight writes, 0: none */
     /* the page being handed over */
     fetch_job_t *job;
     size_t pos, page_new;
@@ -278,6 +280,8 @@ static void poller_start_poll(poller_feed_t *self)
     case FEED_KIND_MISP:
         self->cursor_ms = has_cursor ? cursor * 1000 : 0;
         self->misp_since_s = has_cursor ? cursor - f->overlap_ms / 1000 : (now - f->initial_lookback_ms) / 1000;
+        if (self->misp_since_s < (now - cfg->index_retention_ms) / 1000)
+            self->misp_since_s = (now - cfg->index_retention_ms) / 1000; /* older verdicts are not acted on */
         self->misp_page = 1;
         break;
     case FEED_KIND_LIST:
@@ -312,19 +316,54 @@ static void poller_finish_poll(poller_feed_t *self)
         freeReplyObject(r);
 }
 
+/* poller_page_time - the newest time among the page's items that is not ahead of the clock by
+ * more than POLLER_MAX_SKEW_MS (a bad timestamp must not move a cursor past everything to
+ * come); 0 when none. */
+static int64_t poller_page_time(const fetch_job_t *job)
+{
+    int64_t limit = util_now_ms() + POLLER_MAX_SKEW_MS, newest = 0;
+    for (size_t i = 0; i < job->page.count; i++)
+        if (job->page.items[i].observed_ms <= limit && job->page.items[i].observed_ms > newest)
+            newest = job->page.items[i].observed_ms;
+    return newest;
+}
+
+/* poller_page_is_last - whether the page being handed over ends the poll. */
+static bool poller_page_is_last(const poller_feed_t *self)
+{
+    const fetch_job_t *job = self->job;
+    if (self->pages + 1 >= POLLER_MAX_PAGES)
+        return true;
+    switch (self->kind) {
+    case FEED_KIND_RETRO:
+        return !job->page.more;
+    case FEED_KIND_TAXII21:
+        return !job->page.more || (!job->page.next && !job->date_added_last);
+    case FEED_KIND_MISP:
+        return job->page.raw_count < (size_t)self->cfg->page_size;
+    case FEED_KIND_LIST:
+        return true;
+    }
+    return true;
+}
+
 /* poller_page_done - a page is handed over: fetch the next one or finish the poll. */
 static void poller_page_done(poller_feed_t *self)
 {
     const fetch_job_t *job = self->job;
+    bool next = !poller_page_is_last(self);
+    if (!next && self->pages + 1 >= POLLER_MAX_PAGES && (job->page.more || self->kind == FEED_KIND_MISP))
+        log_warning("ECS: Feed '%s': stopping after %d pages; the next poll goes on from the newest time seen",
+                    self->cfg->name, POLLER_MAX_PAGES);
     self->pages++;
     self->poll_new += self->page_new;
-    bool next = false;
-    switch (self->kind) {
+    if (self->kind == FEED_KIND_MISP && poller_page_time(job) > self->misp_max_ms)
+        self->misp_max_ms = poller_page_time(job);
+    switch (next ? self->kind : FEED_KIND_LIST) {
     case FEED_KIND_RETRO:
         if (job->page.more) {
-            next = true;
-            if (job->page.max_time_ms > self->since_ms) {
-                self->since_ms = job->page.max_time_ms;
+            if (poller_page_time(job) > self->since_ms) {
+                self->since_ms = poller_page_time(job);
             } else {
                 /* a full page of one timestamp: step over it rather than loop */
                 log_warning("ECS: Feed '%s': a full page at one timestamp; moving since by one second",
@@ -334,29 +373,16 @@ static void poller_page_done(poller_feed_t *self)
         }
         break;
     case FEED_KIND_TAXII21:
-        if (job->page.more) {
-            next = true;
-            if (!job->page.next && job->date_added_last) {
-                free(self->added_after);
-                self->added_after = util_xstrdup(job->date_added_last);
-            } else if (!job->page.next) {
-                next = false; /* "more" without a way to ask for it */
-            }
+        if (!job->page.next) { /* "more" without "next": ask again from the page's date added */
+            free(self->added_after);
+            self->added_after = util_xstrdup(job->date_added_last);
         }
         break;
     case FEED_KIND_MISP:
-        if (job->page.raw_count >= (size_t)self->cfg->page_size) {
-            next = true;
-            self->misp_page++;
-        }
+        self->misp_page++;
         break;
     case FEED_KIND_LIST:
         break;
-    }
-    if (next && self->pages >= POLLER_MAX_PAGES) {
-        log_warning("ECS: Feed '%s': stopping after %d pages; the rest comes with the next poll", self->cfg->name,
-                    POLLER_MAX_PAGES);
-        next = false;
     }
     if (next)
         poller_start_page(self); /* keeps the job until the next one is built (taxii "next") */
@@ -385,9 +411,20 @@ static int poller_verdict_add(poller_feed_t *self, bus_commit_t *c, const feed_i
     v.observed_ms = item->observed_ms;
     v.context = item->context ? util_xstrdup(item->context) : NULL;
     char err[256];
-    int rc = bus_commit_add_record(c, POLLER_VERDICT_EDGE, &RECORD_DESC_verdict, &v, err, sizeof(err));
+    msgpack_sbuffer buf;
+    msgpack_sbuffer_init(&buf);
+    int rc = record_encode(&RECORD_DESC_verdict, &v, &buf, err, sizeof(err));
+    if (rc == 0 && buf.size > (size_t)daemon_config(self->daemon)->bus_max_record) {
+        snprintf(err, sizeof(err), "record of %zu bytes is larger than [bus] max_record", buf.size);
+        rc = -1;
+    }
+    if (rc == 0 && bus_commit_add(c, POLLER_VERDICT_EDGE, v.id, buf.data, buf.size) < 0) {
+        snprintf(err, sizeof(err), "%s", bus_errstr(daemon_bus(self->daemon)));
+        rc = -1;
+    }
     if (rc < 0)
-        log_warning("ECS: Feed '%s': verdict for '%.200s' set aside: %s", self->cfg->name, item->value, err);
+        log_warning("ECS: Feed '%s': verdict for '%.200s' skipped: %s", self->cfg->name, item->value, err);
+    msgpack_sbuffer_destroy(&buf);
     record_clear(&RECORD_DESC_verdict, &v);
     return rc;
 }
@@ -396,27 +433,34 @@ static int poller_verdict_add(poller_feed_t *self, bus_commit_t *c, const feed_i
 static void poller_add_final_writes(poller_feed_t *self, bus_commit_t *c)
 {
     const fetch_job_t *job = self->job;
+    bool last = poller_page_is_last(self);
     char text[64];
+    self->pending_cursor_ms = 0;
     switch (self->kind) {
-    case FEED_KIND_RETRO:
-        if (job->page.max_time_ms > self->cursor_ms) {
-            self->cursor_ms = job->page.max_time_ms;
-            snprintf(text, sizeof(text), "%lld", (long long)self->cursor_ms);
+    case FEED_KIND_RETRO: {
+        /* within a poll the next page asks from the newest second again (more of that second may
+         * follow): so does a restart, until the poll is complete */
+        int64_t cursor = poller_page_time(job) - (last ? 0 : 1000);
+        if (cursor > self->cursor_ms) {
+            self->pending_cursor_ms = cursor;
+            snprintf(text, sizeof(text), "%lld", (long long)cursor);
             bus_commit_hset(c, self->hash_key, FEED_FIELD_CURSOR, text);
         }
         break;
+    }
     case FEED_KIND_TAXII21:
         if (job->date_added_last)
             bus_commit_hset(c, self->hash_key, FEED_FIELD_CURSOR, job->date_added_last);
         break;
-    case FEED_KIND_MISP:
-        if (job->page.max_time_ms > self->misp_max_ms)
-            self->misp_max_ms = job->page.max_time_ms;
-        if (job->page.raw_count < (size_t)self->cfg->page_size && self->misp_max_ms > self->cursor_ms) {
-            snprintf(text, sizeof(text), "%lld", (long long)(self->misp_max_ms / 1000));
+    case FEED_KIND_MISP: {
+        int64_t newest = poller_page_time(job) > self->misp_max_ms ? poller_page_time(job) : self->misp_max_ms;
+        if (last && newest / 1000 * 1000 > self->cursor_ms) {
+            self->pending_cursor_ms = newest / 1000 * 1000;
+            snprintf(text, sizeof(text), "%lld", (long long)(newest / 1000));
             bus_commit_hset(c, self->hash_key, FEED_FIELD_CURSOR, text);
         }
         break;
+    }
     case FEED_KIND_LIST:
         break;
     }
@@ -424,6 +468,20 @@ static void poller_add_final_writes(poller_feed_t *self, bus_commit_t *c)
         bus_commit_hincrby(c, self->hash_key, FEED_FIELD_SKIPPED, (int64_t)job->page.skipped);
     if (job->page.withdrawn)
         bus_commit_hincrby(c, self->hash_key, FEED_FIELD_WITHDRAWN, (int64_t)job->page.withdrawn);
+}
+
+/* poller_announce - a line in this log and, best effort, the logger's (a logger that is down
+ * must not hold verdicts back, so it never shares a commit with them). */
+static void poller_announce(poller_feed_t *self, log_level_t level, const char *line)
+{
+    log_at(level, "%s", line);
+    bus_commit_t *c = bus_commit_new(daemon_bus(self->daemon), NULL);
+    char err[256];
+    if (event_commit_add(c, POLLER_PROGRAM, "ecs", level, 0, NULL, line, err, sizeof(err)) < 0 ||
+        bus_commit_run(c) != BUS_OK)
+        log_debug("ECS: Feed '%s': a line was not sent to the logger: %s", self->cfg->name,
+                  bus_errstr(daemon_bus(self->daemon)));
+    bus_commit_destroy(&c);
 }
 
 /* poller_unchoose - a chunk was not committed: its keys are to be handled again. */
@@ -491,16 +549,8 @@ static int poller_hand_over_chunk(poller_feed_t *self)
     }
     if (added)
         bus_commit_hincrby(c, self->hash_key, FEED_FIELD_VERDICTS, (int64_t)added);
-    char line[160] = "";
-    if (last) {
+    if (last)
         poller_add_final_writes(self, c);
-        if (self->kind == FEED_KIND_RETRO && self->page_new + added > 0)
-            util_strlcpy(line, "URL verdict update received from retrospective service.", sizeof(line));
-        if (*line) {
-            char err[256];
-            (void)event_commit_add(c, POLLER_PROGRAM, "ecs", LOG_LEVEL_INFO, 0, NULL, line, err, sizeof(err));
-        }
-    }
     bus_status_t st = bus_commit_run(c);
     bus_commit_destroy(&c);
     int rc;
@@ -509,8 +559,10 @@ static int poller_hand_over_chunk(poller_feed_t *self)
     if (st == BUS_OK) {
         self->page_new += added;
         self->pos = end;
-        if (*line)
-            log_info("%s", line);
+        if (last && self->pending_cursor_ms)
+            self->cursor_ms = self->pending_cursor_ms;
+        if (last && self->kind == FEED_KIND_RETRO && self->page_new > 0)
+            poller_announce(self, LOG_LEVEL_INFO, "URL verdict update received from retrospective service.");
         rc = last ? 0 : 1;
     } else if (st == BUS_FENCED) {
         poller_lose_lease(self, "lease lost before the hand-over");

@@ -583,6 +583,9 @@ void fetch_destroy(fetch_t **selfp)
         zsock_set_rcvtimeo(self->actor, 10000);
         fetch_job_t *job = fetch_finish(self);
         fetch_job_destroy(&job);
+        /* zactor_destroy waits with the same timeout: it must wait for the thread to end, or
+         * the thread would outlive the state it reads */
+        zsock_set_rcvtimeo(self->actor, -1);
     }
     zactor_destroy(&self->actor);
     free(self);

@@ -251,6 +251,32 @@ sleep_polls
 [ "$(verdicts | sed 's/.*"id":"\([^"]*\)".*/\1/' | sort -u | wc -l)" = 64 ] || fail "a verdict was emitted twice"
 stop_gracefully poller
 [ "$STOP_STATUS" = 0 ] || fail "poller exit status $STOP_STATUS"
+# a page that ends inside a second, the poller killed before the next page: the rest of that
+# second is still asked for after the restart (overlap = 0)
+s=$(($(date +%s) - 30))
+control "$RP" POST /_control/retros "[$(retro http://second.example/1 5ec00000-0000-4000-8000-000000000001 $s),
+ $(retro http://second.example/2 5ec00000-0000-4000-8000-000000000002 $((s + 1))),
+ $(retro http://second.example/3 5ec00000-0000-4000-8000-000000000003 $((s + 1)))]"
+control "$RP" POST /_control/fault '{"path_prefix": "/v1/retro", "count": 1, "mode": "delay", "delay_s": 0}'
+control "$RP" POST /_control/fault '{"path_prefix": "/v1/retro", "count": 1, "mode": "delay", "delay_s": 3}'
+spawn poller "$BIN/clawback-poller" -c "$CONF"
+wait_until 15 "the first page of that second" at_least 66 count_verdicts
+kill_hard poller
+control "$RP" DELETE /_control/fault
+spawn poller "$BIN/clawback-poller" -c "$CONF"
+wait_until 15 "the rest of that second after the restart" at_least 67 count_verdicts
+# a logger that is down (its edge full) does not hold verdicts back
+stop_gracefully poller
+stop_gracefully logger
+for i in $(seq 1 80); do rcli xadd cb:bus:events:q '*' i "events-filler-$i" r x >/dev/null; done
+at_least 80 xlen events || fail "the events edge is not full"
+MAX_WAITING=80 write_conf "$CONF" "$RETRO_FEED\ninitial_lookback = 2h"
+control "$RP" POST /_control/retros "[$(retro http://logger-down.example/1 10000000-0000-4000-8000-000000000001 $(($(date +%s) - 5)))]"
+spawn poller "$BIN/clawback-poller" -c "$CONF"
+wait_until 15 "a verdict while the events edge is full" at_least 68 count_verdicts
+[ "$(count_verdicts)" = 68 ] || fail "verdicts: $(count_verdicts), expected 68"
+stop_gracefully poller
+[ "$STOP_STATUS" = 0 ] || fail "poller exit status $STOP_STATUS"
 stop_gracefully retro
 echo "ok"
 
@@ -336,6 +362,12 @@ wait_until 10 "the poll to end" feed_above misp last_success_ms 0
 verdicts | grep -q '"observable_type":"domain","value":"misp-bad.example"' || fail "misp domain"
 verdicts | grep -q 'not-for-ids' && fail "to_ids false emitted"
 [ "$(feed_json misp cursor)" = "$((now - 50))" ] || fail "misp cursor $(feed_json misp cursor)"
+# an attribute dated years ahead does not move the cursor past what is still to come
+control "$MP" POST /_control/misp "[$(attr 9 url http://misp.example/future true 1900000000)]"
+wait_until 15 "the future-dated attribute" at_least 5 count_verdicts
+last=$(feed_json misp last_success_ms)
+wait_until 10 "a complete poll" feed_above misp last_success_ms "$last"
+[ "$(feed_json misp cursor)" = "$((now - 50))" ] || fail "the cursor jumped to $(feed_json misp cursor)"
 requests "$MP" | python3 -c "
 import json,sys
 r=[x for x in json.load(sys.stdin) if x['path']=='/attributes/restSearch']
@@ -347,7 +379,7 @@ grep -q MISPKEY0123456789 "$WORK/poller.log" "$WORK/poller.err" && fail "the MIS
 # a broken answer (not JSON) fails the poll with the feed's name; the next one goes on
 control "$MP" POST /_control/fault '{"path_prefix": "/attributes/restSearch", "count": 1, "mode": "garbage"}'
 control "$MP" POST /_control/misp "[$(attr 7 url http://misp.example/7 true $((now - 40)))]"
-wait_until 15 "the verdict after the broken answer" at_least 5 count_verdicts
+wait_until 15 "the verdict after the broken answer" at_least 6 count_verdicts
 grep -q "ECS: Feed 'misp' poll failed: misp query: bad response" "$WORK/poller.log" || fail "garbage not reported"
 stop_gracefully poller
 [ "$STOP_STATUS" = 0 ] || fail "poller exit status $STOP_STATUS"

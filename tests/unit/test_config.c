@@ -547,6 +547,7 @@ static void test_feed_section_errors(void **state)
         {"bad name", "[feed a b]\n", 1, "bad feed name"},
         {"empty name", "[log]\n[feed ]\n", 2, "unknown section"},
         {"long name", "[feed aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa]\n", 1, "bad feed name"},
+        {"41 characters", "[feed aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa]\n", 1, "bad feed name"},
         {"twice", "[feed a]\ntype = misp\nurl = http://m\n[feed a]\n", 4, "appears twice"},
         {"unknown key", "[feed a]\ntype = misp\nurl = http://m\ncolour = red\n", 4, "unknown key 'colour' in section [feed a]"},
         {"bad value", "[feed a]\ntype = misp\nurl = http://m\ninterval = 0\n", 4, "[feed a] interval: '0' is out of range"},
