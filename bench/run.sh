@@ -39,3 +39,30 @@ COPIES=${BENCH_INDEX_COPIES:-32}
 echo "index: the corpus $COPIES times (distinct recipients), deliveries spread over the 168-hour window"
 rcli flushall >/dev/null
 "$ROOT/$BUILD/bench/bench_index" "$REDIS_URL" "$COPIES" <"$WORK/corpus.list"
+
+echo
+LIST=${BENCH_FEED_URLS:-100000}
+echo "poller: a URLhaus-sized list of $LIST URLs as one snapshot, handed over to the verdicts edge"
+rcli flushall >/dev/null
+for i in $(seq 1 "$LIST"); do echo "http://bench-$((i % 997)).example/path/$i?q=$i"; done >"$WORK/feed.txt"
+printf '[redis]\nurl = %s\n[log]\nfile = %s\n[bus]\nmax_waiting = %s\n[feed bench]\ntype = openphish\nurl = %s\ninterval = 1h\n' \
+    "$REDIS_URL" "$WORK/poller.log" "$((LIST + 1000))" "$WORK/feed.txt" >"$WORK/poller.conf"
+start=$(now_ms)
+spawn poller "$BIN/clawback-poller" -c "$WORK/poller.conf"
+feed_verdicts() { rcli hget cb:feed:bench verdicts; }
+wait_until 600 "the snapshot to be handed over" at_least "$LIST" feed_verdicts
+took=$(($(now_ms) - start))
+rss=$(awk '/VmHWM/ {print $2}' "/proc/$(pid_of poller)/status")
+echo "first snapshot: $LIST new verdicts in $took ms ($((LIST * 1000 / (took > 0 ? took : 1))) verdicts/s, start-up included); poller peak RSS $((rss / 1024)) MB"
+seen=$(($(rcli memory usage cb:feed:bench:seen | tr -d '\r') / LIST))
+echo "seen set: $seen bytes per URL in Redis"
+# the same list again: nothing new, every URL's last-seen time refreshed
+kill -TERM "$(pid_of poller)"; wait "$(pid_of poller)" 2>/dev/null
+rcli hset cb:feed:bench next_poll_ms 0 >/dev/null
+start=$(now_ms)
+last=$(rcli hget cb:feed:bench last_success_ms)
+spawn poller2 "$BIN/clawback-poller" -c "$WORK/poller.conf"
+polled_again() { [ "$(rcli hget cb:feed:bench last_success_ms)" -gt "$last" ]; }
+wait_until 600 "the second snapshot" polled_again
+echo "second snapshot (nothing new): $(($(now_ms) - start)) ms, verdicts still $(feed_verdicts)"
+kill -TERM "$(pid_of poller2)"; wait "$(pid_of poller2)" 2>/dev/null

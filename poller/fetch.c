@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <jansson.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -557,6 +558,9 @@ static void fetch_actor(zsock_t *pipe, void *arg)
         zsock_send(pipe, "p", job); /* always: the owner frees it, even when stopping */
     }
     http_client_destroy(&w.http);
+    /* free OpenSSL's per-thread state now: the detached thread's exit handlers may otherwise
+     * still be running when the process exits */
+    OPENSSL_thread_stop();
 }
 
 fetch_t *fetch_new(const config_feed_t *feed)
