@@ -72,6 +72,12 @@
     X(index, trusted_relays, STR, index_trusted_relays, "127.0.0.0/8 ::1", 0, 0,                    \
       "Networks (space-separated) of the relays whose Received: hops are skipped when the\n"        \
       "sender IP is read from a message's headers.")                                                  \
+    X(logger, directory, STR, logger_directory, "", 0, 0,                                           \
+      "Where clawback-logger writes the seed gateway's logs, one file per log, line for line in\n" \
+      "its format: ecs, mail_logs, remediation, url_rep_client. Empty: into its own log.")         \
+    X(logger, json_file, STR, logger_json_file, "", 0, 0,                                           \
+      "The same events as JSON lines (time, log, level, program, mid, batch, message) for a SIEM;\n" \
+      "empty: not written. SIGHUP reopens these files (logrotate).")                              \
     X(poller, lease, DURATION, poller_lease_ms, "30s", 1000, 3600000,                               \
       "Several pollers may run; one holds each feed. A holder that dies is replaced after this\n"  \
       "long (a holder that stops cleanly hands its feeds over at once).")

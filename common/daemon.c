@@ -117,6 +117,8 @@ static int daemon_on_signal(zloop_t *loop, zmq_pollitem_t *item, void *arg)
                 log_warning("%s: cannot reopen the log files: %s", d->spec->program, strerror(errno));
             else
                 log_info("%s: log files reopened", d->spec->program);
+            if (d->spec->reopen)
+                d->spec->reopen(d, d->state);
         } else {
             log_info("%s: signal %u received, stopping", d->spec->program, info.ssi_signo);
             d->stop_requested = true;

@@ -41,6 +41,8 @@ typedef struct {
     int (*start)(daemon_t *daemon, void *state);
     /* stop - graceful stop, before the bus hands back what it holds. May be NULL. */
     void (*stop)(daemon_t *daemon, void *state);
+    /* reopen - SIGHUP, after the skeleton reopened its own log files (logrotate). May be NULL. */
+    void (*reopen)(daemon_t *daemon, void *state);
     const daemon_input_t *inputs;
     size_t ninputs;
 } daemon_spec_t;

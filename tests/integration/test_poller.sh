@@ -160,7 +160,7 @@ control "$RP" POST /_control/retros "[$(retro http://phish.cua.com/test_url_2022
  $(retro http://phish.cua.com/test_url_2022032901_rks 2ed41b55-bdec-49fd-abfa-45a876fc10d6 $((t + 192)))]"
 RETRO_FEED="[feed retro]\ntype = retro\nurl = http://127.0.0.1:$RP\ndevice_id = 420D4F36AAEBC0093B4F-B9E72189A021\norg_id = cisco\nmodel = C300V\nversion = 14.2.0-468\npage_size = 2\ninterval = 1s\noverlap = 0\nbackoff_min = 200ms\nbackoff_max = 1s"
 write_conf "$CONF" "$RETRO_FEED"
-LOGFILE="$WORK/logger.log" write_conf "$WORK/logger.conf"
+LOGFILE="$WORK/logger.log" write_conf "$WORK/logger.conf" "[logger]\ndirectory = $WORK/logs\njson_file = $WORK/logs/events.json"
 spawn logger "$BIN/clawback-logger" -c "$WORK/logger.conf"
 spawn poller "$BIN/clawback-poller" -c "$CONF"
 wait_until 15 "3 retro verdicts" at_least 3 count_verdicts
@@ -204,8 +204,19 @@ grep -q "since=[0-9-]*T[0-9][0-9]%3A[0-9][0-9]%3A[0-9][0-9]Z&page_size=2" "$WORK
 [ "$(count_verdicts)" = 4 ] || fail "verdicts after expiry: $(verdicts)"
 # the cursor is the newest retrospection's time, and the logger got the ecs lines
 [ "$(feed_json retro cursor)" = "$(((t + 300) * 1000))" ] || fail "cursor $(feed_json retro cursor)"
-wait_until 10 "the logger to write the ecs lines" has_line "$WORK/logger.log" "ECS: Device registration is successful"
-has_line "$WORK/logger.log" "URL verdict update received from retrospective service." || fail "the logger lacks the verdict line"
+# the logger writes them into the seed's ecs log, in its line format, and as JSON lines
+wait_until 10 "the logger to write the ecs lines" has_line "$WORK/logs/ecs" "ECS: Device registration is successful"
+has_line "$WORK/logs/ecs" "URL verdict update received from retrospective service." || fail "the logger lacks the verdict line"
+grep -qE "^(Mon|Tue|Wed|Thu|Fri|Sat|Sun) [A-Z][a-z]{2} [ 0-9][0-9] [0-9:]{8} 20[0-9]{2} Warning: ECS: Cloud query failed. 'Token Expired.'$" "$WORK/logs/ecs" ||
+    fail "ecs line format: $(grep -m1 "Token Expired" "$WORK/logs/ecs")"
+grep -q '"log":"ecs","level":"info","program":"clawback-poller","message":"ECS: Device registration is successful"' "$WORK/logs/events.json" ||
+    fail "JSON line: $(head -n 2 "$WORK/logs/events.json")"
+[ ! -e "$WORK/logs/mail_logs" ] || fail "ecs events written to mail_logs"
+# logrotate: move the file away, SIGHUP, the next lines go to a new file
+mv "$WORK/logs/ecs" "$WORK/logs/ecs.1"
+kill -HUP "$(pid_of logger)"
+wait_until 10 "a new ecs file after SIGHUP" has_line "$WORK/logs/ecs" "ECS: Querying URL"
+alive logger || fail "the logger died on SIGHUP"
 stop_gracefully poller
 [ "$STOP_STATUS" = 0 ] || fail "poller exit status $STOP_STATUS"
 echo "ok"
