@@ -25,6 +25,7 @@
 #include "util.h"
 
 #define SEARCH_DEFAULT_LIMIT 1000
+#define SEARCH_CHUNK 512 /* candidates read per pass */
 
 /* term_lookup - the MIDs of one term (sorted newest first); 0 or -1 after printing why. */
 static int term_lookup(mindex_t *ix, const query_term_t *t, int64_t **mids, size_t *n)
@@ -321,24 +322,27 @@ int cli_cmd_search(cli_t *cli, int argc, char **argv)
         /* candidates that fail the record check do not count towards the limit, so their
          * number is bounded too */
         size_t examine = (size_t)limit * 4 > 100000 ? (size_t)limit * 4 : 100000;
-        for (size_t i = 0; i < n && i < examine && (int64_t)shown < limit; i++) {
-            mindex_record_t rec;
-            int found = mindex_get(ix, mids[i], &rec);
-            if (found < 0) {
+        /* candidates are read a chunk at a time (one pipelined pass per chunk), newest first */
+        for (size_t i = 0; i < n && i < examine && (int64_t)shown < limit && rc == CLI_OK; i += SEARCH_CHUNK) {
+            size_t want = n - i < SEARCH_CHUNK ? n - i : SEARCH_CHUNK;
+            mindex_record_t *recs;
+            size_t found;
+            if (mindex_get_many(ix, mids + i, want, &recs, &found) != 0) {
                 fprintf(stderr, "clawback search: %s\n", mindex_errstr(ix));
                 rc = CLI_FAILURE;
                 break;
             }
-            if (!found)
-                continue;
-            if (record_matches(&rec, &q)) {
-                if (json)
-                    print_json_record(&rec, shown == 0);
-                else
-                    print_table_record(&rec);
-                shown++;
+            for (size_t k = 0; k < found; k++) {
+                if ((int64_t)shown < limit && record_matches(&recs[k], &q)) {
+                    if (json)
+                        print_json_record(&recs[k], shown == 0);
+                    else
+                        print_table_record(&recs[k]);
+                    shown++;
+                }
+                mindex_record_clear(&recs[k]);
             }
-            mindex_record_clear(&rec);
+            free(recs);
         }
         if (json)
             fputs("]\n", stdout);

@@ -1000,6 +1000,121 @@ static int cmp_mid_desc(const void *a, const void *b)
     return x < y ? 1 : x > y ? -1 : 0;
 }
 
+static int cmp_mid_asc(const void *a, const void *b)
+{
+    return -cmp_mid_desc(a, b);
+}
+
+#define MINDEX_GET_MANY_BUCKETS 32 /* record buckets (times partitions) per pipeline */
+
+int mindex_get_many(mindex_t *self, const int64_t *mids_in, size_t n_in, mindex_record_t **recs_out,
+                    size_t *n_out)
+{
+    *recs_out = NULL;
+    *n_out = 0;
+    if (self->queued_commands && mindex_flush(self) != 0)
+        return -1;
+    int ready = mindex_ready(self, false);
+    if (ready != 0)
+        return ready < 0 ? -1 : 0;
+    /* the wanted MIDs, sorted and unique; recs[i] / have[i] belong to mids[i] */
+    int64_t *mids = util_xcalloc(n_in + 1, sizeof(*mids));
+    size_t n = 0;
+    for (size_t i = 0; i < n_in; i++)
+        if (mids_in[i] > 0)
+            mids[n++] = mids_in[i];
+    qsort(mids, n, sizeof(*mids), cmp_mid_asc);
+    size_t u = 0;
+    for (size_t i = 0; i < n; i++)
+        if (u == 0 || mids[u - 1] != mids[i])
+            mids[u++] = mids[i];
+    n = u;
+    mindex_record_t *recs = util_xcalloc(n + 1, sizeof(*recs));
+    bool *have = util_xcalloc(n + 1, sizeof(*have));
+    int64_t first, last, oldest;
+    window(self, &first, &last, &oldest);
+    size_t nparts = (size_t)(last - first + 1);
+    int rc = 0;
+    /* walk the record buckets the MIDs fall in, a few at a time, each in every partition */
+    size_t i = 0;
+    while (rc == 0 && i < n) {
+        int64_t buckets[MINDEX_GET_MANY_BUCKETS];
+        size_t nb = 0, j = i;
+        while (j < n && nb < MINDEX_GET_MANY_BUCKETS) {
+            int64_t b = (mids[j] - 1) / MINDEX_RECORDS_PER_BUCKET;
+            if (nb == 0 || buckets[nb - 1] != b)
+                buckets[nb++] = b;
+            j++;
+        }
+        size_t nkeys = nb * nparts;
+        char **keys = util_xcalloc(nkeys, sizeof(*keys));
+        redisReply **replies = util_xcalloc(nkeys, sizeof(*replies));
+        for (size_t b = 0; b < nb; b++)
+            for (size_t p = 0; p < nparts; p++) {
+                keys[b * nparts + p] = util_xmalloc(96);
+                record_key(keys[b * nparts + p], 96, first + (int64_t)p, buckets[b] * MINDEX_RECORDS_PER_BUCKET + 1);
+            }
+        rc = read_keys(self, keys, nkeys, replies);
+        for (size_t k = 0; rc == 0 && k < nkeys; k++) {
+            redisReply *r = replies[k];
+            if (!r || r->type != REDIS_REPLY_STRING)
+                continue;
+            int64_t part = first + (int64_t)(k % nparts), bucket = buckets[k / nparts];
+            size_t off = 0;
+            while (off + 3 <= r->len) {
+                size_t rl = record_length(r->str + off);
+                if (off + 3 + rl > r->len)
+                    break;
+                mindex_record_t rec;
+                if (record_decode(self, r->str + off + 3, rl, part, bucket, &rec) == 0) {
+                    int64_t *hit = bsearch(&rec.mid, mids + i, j - i, sizeof(*mids), cmp_mid_asc);
+                    if (hit && rec.time_ms >= oldest) {
+                        size_t at = (size_t)(hit - mids);
+                        if (have[at]) /* a later record of the same MID carries its newer state */
+                            mindex_record_clear(&recs[at]);
+                        recs[at] = rec;
+                        have[at] = true;
+                    } else {
+                        mindex_record_clear(&rec);
+                    }
+                }
+                off += 3 + rl;
+            }
+        }
+        for (size_t k = 0; k < nkeys; k++) {
+            free(keys[k]);
+            if (replies[k])
+                freeReplyObject(replies[k]);
+        }
+        free(keys);
+        free(replies);
+        i = j;
+    }
+    /* pack the found records, newest MID first */
+    size_t found = 0;
+    mindex_record_t *out = util_xcalloc(n + 1, sizeof(*out));
+    for (size_t k = n; k-- > 0;) {
+        if (!have[k])
+            continue;
+        if (rc == 0) {
+            email_id_of(self, recs[k].mid, recs[k].email_id);
+            out[found++] = recs[k];
+        } else {
+            mindex_record_clear(&recs[k]);
+        }
+    }
+    free(recs);
+    free(mids);
+    free(have);
+    if (rc != 0 || found == 0) {
+        free(out);
+        return rc != 0 ? -1 : 0;
+    }
+    *recs_out = out;
+    *n_out = found;
+    return 0;
+}
+
 int mindex_lookup(mindex_t *self, mindex_kind_t kind, const char *value, size_t max, int64_t **mids_out,
                   size_t *n_out)
 {

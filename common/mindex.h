@@ -122,6 +122,11 @@ int mindex_lookup(mindex_t *self, mindex_kind_t kind, const char *value, size_t 
  * mindex_record_clear), 0 not found (expired, never written, or outside the window), -1. */
 int mindex_get(mindex_t *self, int64_t mid, mindex_record_t *rec);
 void mindex_record_clear(mindex_record_t *rec);
+/* mindex_get_many - the records of many MIDs at once (each record bucket is read once per
+ * partition, in pipelines: for fan-out and search). *recs (newest MID first, *n of them; the
+ * MIDs not found are left out) is allocated when *n > 0: clear each record and free the array.
+ * 0 or -1. */
+int mindex_get_many(mindex_t *self, const int64_t *mids, size_t n, mindex_record_t **recs, size_t *n_found);
 
 /* mindex_email_id - the email id of a MID (derived from it with the index's key). 0 or -1. */
 int mindex_email_id(mindex_t *self, int64_t mid, char out[37]);
