@@ -251,16 +251,22 @@ static void poller_start_poll(poller_feed_t *self)
     const config_feed_t *f = self->cfg;
     const config_t *cfg = daemon_config(self->daemon);
     int64_t now = util_now_ms();
-    feed_status_t st;
-    if (feed_status_read(daemon_redis(self->daemon), f->name, &st) < 0) {
+    char committed[128] = ""; /* the cursor as last committed */
+    redisReply *r = redis_conn_command(daemon_redis(self->daemon), "HGET %s %s", self->hash_key, FEED_FIELD_CURSOR);
+    if (!r || r->type == REDIS_REPLY_ERROR) {
+        if (r)
+            freeReplyObject(r);
         poller_fail(self, "Redis unreachable", -1);
         return;
     }
+    if (r->type == REDIS_REPLY_STRING)
+        util_strlcpy(committed, r->str, sizeof(committed));
+    freeReplyObject(r);
     self->poll_started_ms = now;
     self->pages = self->poll_new = 0;
     self->misp_max_ms = 0;
     int64_t cursor = 0;
-    bool has_cursor = st.cursor[0] && util_parse_int64(st.cursor, &cursor) == 0;
+    bool has_cursor = committed[0] && util_parse_int64(committed, &cursor) == 0;
     switch (self->kind) {
     case FEED_KIND_RETRO:
         self->cursor_ms = has_cursor ? cursor : 0;
@@ -274,7 +280,7 @@ static void poller_start_poll(poller_feed_t *self)
         char text[64];
         free(self->added_after);
         feed_format_time(now - f->initial_lookback_ms, true, text, sizeof(text));
-        self->added_after = util_xstrdup(st.cursor[0] ? st.cursor : text);
+        self->added_after = util_xstrdup(committed[0] ? committed : text);
         break;
     }
     case FEED_KIND_MISP:
@@ -287,8 +293,8 @@ static void poller_start_poll(poller_feed_t *self)
     case FEED_KIND_LIST:
         break;
     }
-    redisReply *r = redis_conn_command(daemon_redis(self->daemon), "HSET %s %s %lld", self->hash_key,
-                                       FEED_FIELD_LAST_POLL, (long long)now);
+    r = redis_conn_command(daemon_redis(self->daemon), "HSET %s %s %lld", self->hash_key, FEED_FIELD_LAST_POLL,
+                           (long long)now);
     if (r)
         freeReplyObject(r);
     poller_start_page(self);
@@ -384,12 +390,12 @@ static void poller_page_done(poller_feed_t *self)
     case FEED_KIND_LIST:
         break;
     }
-    if (next)
+    if (next) {
         poller_start_page(self); /* keeps the job until the next one is built (taxii "next") */
-    else
+    } else {
         poller_finish_poll(self);
-    if (!next)
         poller_drop_page(self);
+    }
 }
 
 /* poller_verdict_add - add the verdict record of item to commit; 0, or -1 when it does not

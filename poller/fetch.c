@@ -130,6 +130,16 @@ static void fetch_append_escaped(strbuf_t *sb, const char *s)
     }
 }
 
+/* fetch_append_url - append base without its trailing slashes, then path. */
+static void fetch_append_url(strbuf_t *sb, const char *base, const char *path)
+{
+    size_t start = sb->len;
+    (void)strbuf_appends(sb, base);
+    while (sb->len > start && sb->data[sb->len - 1] == '/')
+        sb->data[--sb->len] = '\0';
+    (void)strbuf_appends(sb, path);
+}
+
 /* fetch_py_repr - s as a Python string literal in single quotes (the seed's log shows dicts). */
 static void fetch_py_repr(strbuf_t *sb, const char *s)
 {
@@ -207,10 +217,7 @@ static int fetch_retro_register(fetch_worker_t *w, fetch_job_t *job)
     strbuf_t url, repr;
     strbuf_init(&url, 4096);
     strbuf_init(&repr, 4096);
-    (void)strbuf_appends(&url, f->url);
-    while (url.len && url.data[url.len - 1] == '/')
-        url.data[--url.len] = '\0';
-    (void)strbuf_appends(&url, "/v1/register/device/");
+    fetch_append_url(&url, f->url, "/v1/register/device/");
     fetch_append_escaped(&url, f->device_id);
     (void)strbuf_appends(&repr, "{'org_id': ");
     fetch_py_repr(&repr, f->org_id);
@@ -284,10 +291,7 @@ static int fetch_retro(fetch_worker_t *w, fetch_job_t *job)
         strbuf_t base, url;
         strbuf_init(&base, 4096);
         strbuf_init(&url, 8192);
-        (void)strbuf_appends(&base, job->region_uri);
-        while (base.len && base.data[base.len - 1] == '/')
-            base.data[--base.len] = '\0';
-        (void)strbuf_appends(&base, "/v1/retro/device/");
+        fetch_append_url(&base, job->region_uri, "/v1/retro/device/");
         fetch_append_escaped(&base, f->device_id);
         fetch_line(job, LOG_LEVEL_DEBUG, "ECS: Querying URL '%s' with parameters: {'since': '%s', 'page_size': %lld}",
                    base.data, job->since, (long long)f->page_size);
@@ -425,10 +429,7 @@ static int fetch_misp(fetch_worker_t *w, fetch_job_t *job)
     OPENSSL_cleanse(secret, sizeof(secret));
     strbuf_t url;
     strbuf_init(&url, 4096);
-    (void)strbuf_appends(&url, f->url);
-    while (url.len && url.data[url.len - 1] == '/')
-        url.data[--url.len] = '\0';
-    (void)strbuf_appends(&url, "/attributes/restSearch");
+    fetch_append_url(&url, f->url, "/attributes/restSearch");
     int64_t since = 0;
     (void)util_parse_int64(job->since ? job->since : "0", &since);
     json_t *q = json_pack("{s:s, s:[s,s,s], s:i, s:I, s:I, s:I}", "returnFormat", "json", "type", "url", "domain",
@@ -516,8 +517,6 @@ static void fetch_run(fetch_worker_t *w, fetch_job_t *job)
         (void)fetch_misp(w, job);
     else
         (void)fetch_list(w, job);
-    if (job->status < 0 && job->retry_after_s < 0)
-        job->retry_after_s = -1;
 }
 
 /* fetch_actor - the worker thread: take a job, run it, hand it back; until $TERM. */

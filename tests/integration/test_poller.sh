@@ -38,6 +38,8 @@ write_conf() {
 # reset - forget everything between sections.
 reset() { rcli flushall >/dev/null; : >"$WORK/poller.log"; }
 has_line() { grep -qF -- "$2" "$1"; }
+# stop_clean NAME - SIGTERM, and the process must exit 0.
+stop_clean() { stop_gracefully "$1"; [ "$STOP_STATUS" = 0 ] || fail "$1 exit status $STOP_STATUS"; }
 # feed_above NAME FIELD N - whether the feed's FIELD is now above N.
 feed_above() { local v; v=$(feed_json "$1" "$2"); [ -n "$v" ] && [ "$v" -gt "$3" ]; }
 
@@ -67,9 +69,7 @@ echo 'http://new.example/c' >>"$WORK/openphish.txt"
 last=$(feed_json op last_success_ms)
 wait_until 10 "a poll with it again" feed_above op last_success_ms "$last"
 [ "$(count_verdicts)" = 4 ] || fail "a URL back on the list was emitted again"
-stop_gracefully poller
-[ "$STOP_STATUS" = 0 ] || fail "poller exit status $STOP_STATUS"
-[ "$STOP_STATUS" = 0 ] || fail "poller exit status $STOP_STATUS"
+stop_clean poller
 [ -z "$(rcli get cb:feed:op:lease)" ] || fail "a clean stop keeps the lease"
 echo "ok"
 
@@ -96,8 +96,7 @@ verdicts | grep '198.51.100.7' | grep -q '"observed_ms":1795168800000' || fail "
 verdicts | grep '198.51.100.7' | grep -q 'malware_download' || fail "context: $(verdicts)"
 [ "$(feed_json uh skipped)" = 2 ] || fail "skipped rows counted $(feed_json uh skipped)"
 grep -q "ECS: Feed 'uh': 2 malformed items skipped" "$WORK/poller.log" || fail "no warning for the bad rows"
-stop_gracefully poller
-[ "$STOP_STATUS" = 0 ] || fail "poller exit status $STOP_STATUS"
+stop_clean poller
 echo "ok"
 
 echo "== bad input is logged with the feed's name; the poller keeps running"
@@ -122,8 +121,7 @@ alive poller || fail "the poller died on bad input"
 # backoff: attempts are spaced out, not a busy loop
 attempts=$(grep -c "ECS: Feed 'missing' poll failed" "$WORK/poller.log")
 [ "$attempts" -lt 60 ] || fail "$attempts attempts: no backoff"
-stop_gracefully poller
-[ "$STOP_STATUS" = 0 ] || fail "poller exit status $STOP_STATUS"
+stop_clean poller
 echo "ok"
 
 # ---------------------------------------------------------------- the stand-in
@@ -217,8 +215,7 @@ mv "$WORK/logs/ecs" "$WORK/logs/ecs.1"
 kill -HUP "$(pid_of logger)"
 wait_until 10 "a new ecs file after SIGHUP" has_line "$WORK/logs/ecs" "ECS: Querying URL"
 alive logger || fail "the logger died on SIGHUP"
-stop_gracefully poller
-[ "$STOP_STATUS" = 0 ] || fail "poller exit status $STOP_STATUS"
+stop_clean poller
 echo "ok"
 
 echo "== retro: kill -9 after a page was fetched and before it was handed over; then restarts at random"
@@ -260,8 +257,7 @@ wait_until 30 "all 64 verdicts" at_least 64 count_verdicts
 sleep_polls
 [ "$(count_verdicts)" = 64 ] || fail "verdicts after kills: $(count_verdicts), expected 64"
 [ "$(verdicts | sed 's/.*"id":"\([^"]*\)".*/\1/' | sort -u | wc -l)" = 64 ] || fail "a verdict was emitted twice"
-stop_gracefully poller
-[ "$STOP_STATUS" = 0 ] || fail "poller exit status $STOP_STATUS"
+stop_clean poller
 # a page that ends inside a second, the poller killed before the next page: the rest of that
 # second is still asked for after the restart (overlap = 0)
 s=$(($(date +%s) - 30))
@@ -286,8 +282,7 @@ control "$RP" POST /_control/retros "[$(retro http://logger-down.example/1 10000
 spawn poller "$BIN/clawback-poller" -c "$CONF"
 wait_until 15 "a verdict while the events edge is full" at_least 68 count_verdicts
 [ "$(count_verdicts)" = 68 ] || fail "verdicts: $(count_verdicts), expected 68"
-stop_gracefully poller
-[ "$STOP_STATUS" = 0 ] || fail "poller exit status $STOP_STATUS"
+stop_clean poller
 stop_gracefully retro
 echo "ok"
 
@@ -347,8 +342,7 @@ grep -q "s3cret-taxii-pw" "$WORK/poller.log" "$WORK/poller.err" && fail "the pas
 printf 'wrong\n' >"$WORK/taxii.secret"
 wait_until 10 "the 401 to be recorded" at_least 1 feed_json tx failures
 feed_json tx last_error | grep -q "HTTP 401" || fail "taxii error: $(feed_json tx last_error)"
-stop_gracefully poller
-[ "$STOP_STATUS" = 0 ] || fail "poller exit status $STOP_STATUS"
+stop_clean poller
 stop_gracefully taxii
 echo "ok"
 
@@ -392,8 +386,7 @@ control "$MP" POST /_control/fault '{"path_prefix": "/attributes/restSearch", "c
 control "$MP" POST /_control/misp "[$(attr 7 url http://misp.example/7 true $((now - 40)))]"
 wait_until 15 "the verdict after the broken answer" at_least 6 count_verdicts
 grep -q "ECS: Feed 'misp' poll failed: misp query: bad response" "$WORK/poller.log" || fail "garbage not reported"
-stop_gracefully poller
-[ "$STOP_STATUS" = 0 ] || fail "poller exit status $STOP_STATUS"
+stop_clean poller
 stop_gracefully misp
 echo "ok"
 
@@ -422,8 +415,7 @@ grep "HTTP 503 busy" "$WORK/poller.log" | grep -q "next in 1.0 s" || fail "Retry
 grep "poll failed" "$WORK/poller.log" | grep -v "HTTP 503\|HTTP 429" | grep -q "next in 0\.[0-4] s" || fail "backoff not used"
 [ "$(feed_json flaky failures)" = 0 ] || fail "failures not reset after a success"
 alive poller || fail "poller died"
-stop_gracefully poller
-[ "$STOP_STATUS" = 0 ] || fail "poller exit status $STOP_STATUS"
+stop_clean poller
 echo "ok"
 
 echo "== a poller that lost its lease hands nothing over (the commit is fenced)"
@@ -441,8 +433,7 @@ rcli xdel cb:bus:verdicts:q "$f1" "$f2" >/dev/null
 wait_until 10 "the fenced commit" has_line "$WORK/poller.log" "handed over to another poller (lease lost before the hand-over)"
 [ "$(count_verdicts)" = 0 ] || fail "a poller without the lease handed over: $(verdicts)"
 [ "$(rcli hget cb:feed:fenced verdicts)" = "" ] || fail "counters moved"
-stop_gracefully poller
-[ "$STOP_STATUS" = 0 ] || fail "poller exit status $STOP_STATUS"
+stop_clean poller
 [ "$(rcli get cb:feed:fenced:lease)" = someone-else ] || fail "a stopping poller released a lease it does not hold"
 echo "ok"
 
@@ -465,16 +456,14 @@ feed_json tls last_error | grep -qi "certificate\|SSL" || fail "tls error: $(fee
 verdicts | grep -q '"feed":"tlsca","observable_type":"url","value":"https://tls.example/1"' || fail "ca_file feed: $(verdicts)"
 verdicts | grep -q '"feed":"viaproxy".*"value":"http://proxied.example/1"' || fail "proxied feed: $(verdicts)"
 requests "$FP" | grep -q '"proxied": *true' || fail "the request did not go through the proxy"
-stop_gracefully poller
-[ "$STOP_STATUS" = 0 ] || fail "poller exit status $STOP_STATUS"
+stop_clean poller
 reset
 write_conf "$CONF" "[feed envproxy]\ntype = openphish\nurl = http://feeds.invalid/files/proxied.txt\ninterval = 1h"
 control "$FP" DELETE /_control/requests
 http_proxy="http://127.0.0.1:$FP" spawn poller "$BIN/clawback-poller" -c "$CONF"
 wait_until 15 "the feed through http_proxy" at_least 1 count_verdicts
 requests "$FP" | grep -q '"proxied": *true' || fail "http_proxy was not used"
-stop_gracefully poller
-[ "$STOP_STATUS" = 0 ] || fail "poller exit status $STOP_STATUS"
+stop_clean poller
 stop_gracefully tls
 echo "ok"
 
@@ -524,8 +513,7 @@ spawn sink "$TOOLS/bus_peer" -c "$WORK/sink.conf" sink --in verdicts --out sink
 wait_until 60 "1200 verdicts at the consumer" at_least 1200 count_verdicts cb:bus:sink:q
 [ "$(count_verdicts cb:bus:sink:q)" = 1200 ] || fail "consumer got $(count_verdicts cb:bus:sink:q)"
 [ "$(queue_field verdicts duplicates)" = 0 ] || fail "duplicates on the verdicts edge"
-stop_gracefully poller
-[ "$STOP_STATUS" = 0 ] || fail "poller exit status $STOP_STATUS"
+stop_clean poller
 stop_gracefully sink
 echo "ok"
 
