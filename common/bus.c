@@ -129,7 +129,8 @@ typedef struct {
 } bus_output_t;
 
 /* A state write or guard: op 'h' HSET key a b, 'i' HINCRBY key a b, 'z' ZADD key a(score) b,
- * 'g' (guard) GET key must equal a. */
+ * 'e' PEXPIRE key a, 'd' HDEL key a when its value is b; guards: 'g' GET key must equal a,
+ * 'f' hash field a of key must be absent or equal b. */
 typedef struct {
     char op;
     char *key, *a, *b;
@@ -267,10 +268,16 @@ static redis_script_t BUS_COMMIT_SCRIPT = {
         "end\n"
         "local base = 10\n"
         "for i = 0, nguard - 1 do\n"
-        "  local o = base + i * 2\n"
-        "  if redis.call('GET', KEYS[tonumber(ARGV[o])]) ~= ARGV[o + 1] then return 5 end\n"
+        "  local o = base + i * 4\n"
+        "  local k = KEYS[tonumber(ARGV[o])]\n"
+        "  if ARGV[o + 1] == 'g' then\n"
+        "    if redis.call('GET', k) ~= ARGV[o + 2] then return 5 end\n"
+        "  else\n"
+        "    local v = redis.call('HGET', k, ARGV[o + 2])\n"
+        "    if v and v ~= ARGV[o + 3] then return 5 end\n"
+        "  end\n"
         "end\n"
-        "base = base + nguard * 2\n"
+        "base = base + nguard * 4\n"
         "local checked = {}\n"
         "for i = 0, nout - 1 do\n"
         "  local o = base + i * 5\n"
@@ -294,7 +301,14 @@ static redis_script_t BUS_COMMIT_SCRIPT = {
         "local ops = {h = 'HSET', i = 'HINCRBY', z = 'ZADD'}\n"
         "for i = 0, nset - 1 do\n"
         "  local o = base + i * 4\n"
-        "  redis.call(ops[ARGV[o + 1]], KEYS[tonumber(ARGV[o])], ARGV[o + 2], ARGV[o + 3])\n"
+        "  local op, k = ARGV[o + 1], KEYS[tonumber(ARGV[o])]\n"
+        "  if op == 'e' then\n"
+        "    redis.call('PEXPIRE', k, ARGV[o + 2])\n"
+        "  elseif op == 'd' then\n"
+        "    if redis.call('HGET', k, ARGV[o + 2]) == ARGV[o + 3] then redis.call('HDEL', k, ARGV[o + 2]) end\n"
+        "  else\n"
+        "    redis.call(ops[op], k, ARGV[o + 2], ARGV[o + 3])\n"
+        "  end\n"
         "end\n"
         "if entry ~= '' then\n"
         "  redis.call('ZADD', KEYS[2], now, rid)\n"
@@ -436,9 +450,26 @@ void bus_commit_zadd(bus_commit_t *c, const char *key, int64_t score, const char
     bus_commit_add_write(c->writes, 'z', key, n, member);
 }
 
+void bus_commit_pexpire(bus_commit_t *c, const char *key, int64_t ttl_ms)
+{
+    char n[24];
+    snprintf(n, sizeof(n), "%lld", (long long)ttl_ms);
+    bus_commit_add_write(c->writes, 'e', key, n, NULL);
+}
+
+void bus_commit_hdel_if(bus_commit_t *c, const char *key, const char *field, const char *value)
+{
+    bus_commit_add_write(c->writes, 'd', key, field, value);
+}
+
 void bus_commit_guard(bus_commit_t *c, const char *key, const char *value)
 {
     bus_commit_add_write(c->guards, 'g', key, value, NULL);
+}
+
+void bus_commit_guard_field(bus_commit_t *c, const char *key, const char *field, const char *value)
+{
+    bus_commit_add_write(c->guards, 'f', key, field, value);
 }
 
 /* bus_note_failed_commit - remember that a commit consuming the delivery being handled failed,
@@ -469,7 +500,7 @@ bus_status_t bus_commit_run(bus_commit_t *c)
     }
     size_t nout = zlistx_size(c->outputs), nset = zlistx_size(c->writes), nguard = zlistx_size(c->guards);
     size_t nkeys = 2 + nout + nset + nguard;
-    size_t nargs = 9 + nout * 5 + nset * 4 + nguard * 2;
+    size_t nargs = 9 + nout * 5 + nset * 4 + nguard * 4;
     size_t total = nkeys + nargs;
     const char **argv = util_xcalloc(total, sizeof(*argv));
     size_t *lens = util_xcalloc(total, sizeof(*lens));
@@ -516,7 +547,9 @@ bus_status_t bus_commit_run(bus_commit_t *c)
         snprintf(keyidx[nidx], sizeof(keyidx[0]), "%zu", k);
         BUS_ARG_STR(keyidx[nidx], strlen(keyidx[nidx]));
         nidx++;
+        BUS_ARG_STR(&g->op, 1);
         BUS_ARG_STR(g->a, strlen(g->a));
+        BUS_ARG_STR(g->b, strlen(g->b));
     }
     for (bus_output_t *o = zlistx_first(c->outputs); o; o = zlistx_next(c->outputs)) {
         argv[k] = o->key, lens[k] = strlen(o->key), k++;
@@ -570,7 +603,7 @@ bus_status_t bus_commit_run(bus_commit_t *c)
         bus_set_error(self, "an output edge is full (%lld records waiting)", (long long)self->max_waiting);
     }
     if (status == BUS_FENCED)
-        bus_set_error(self, "commit refused: a guard no longer holds (lease lost)");
+        bus_set_error(self, "commit refused: a guard no longer holds (a lease lost, or a claim taken)");
     free(argv);
     free(lens);
     free(numbers);

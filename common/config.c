@@ -49,7 +49,13 @@ static const config_key_t CONFIG_FEED_TABLE[] = {
 #undef CONFIG_FEED_ENTRY
 };
 
-#define CONFIG_FEED_PREFIX "feed "
+static const config_key_t CONFIG_DOMAINS_TABLE[] = {
+#define CONFIG_DOMAINS_ENTRY(key, type, member, def, min, max, doc)                                 \
+    {"domains", #key, CONFIG_TYPE_##type, offsetof(config_domains_t, member), def, min, max, doc},
+    CONFIG_DOMAINS_KEYS(CONFIG_DOMAINS_ENTRY)
+#undef CONFIG_DOMAINS_ENTRY
+};
+
 #define CONFIG_FEED_TYPES "retro taxii21 urlhaus openphish misp"
 
 /* config_error - format an error message into err. */
@@ -210,58 +216,115 @@ bool config_feed_name_valid(const char *name, size_t len)
     return true;
 }
 
-const config_feed_t *config_feed_find(const config_t *cfg, const char *name)
+static int config_feed_check(const void *item, const config_t *cfg, char *err, size_t errsize);
+static int config_domains_check(const void *item, const config_t *cfg, char *err, size_t errsize);
+
+/* A kind of named section ("[feed NAME]", "[domains NAME]"): its keys and where its items live
+ * in config_t. Every item struct starts with char name[CONFIG_FEED_MAX_NAME + 1]. */
+typedef struct {
+    const char *kind; /* "feed": sections are "[feed NAME]" */
+    const config_key_t *keys;
+    size_t nkeys;
+    size_t item_size, line_offset;
+    size_t items_offset, count_offset; /* of the item array and its count in config_t */
+    int (*check)(const void *item, const config_t *cfg, char *err, size_t errsize);
+} config_kind_t;
+
+static const config_kind_t CONFIG_KINDS[] = {
+    {"feed", CONFIG_FEED_TABLE, UTIL_ARRAY_LEN(CONFIG_FEED_TABLE), sizeof(config_feed_t),
+     offsetof(config_feed_t, line), offsetof(config_t, feeds), offsetof(config_t, nfeeds), config_feed_check},
+    {"domains", CONFIG_DOMAINS_TABLE, UTIL_ARRAY_LEN(CONFIG_DOMAINS_TABLE), sizeof(config_domains_t),
+     offsetof(config_domains_t, line), offsetof(config_t, domains), offsetof(config_t, ndomains),
+     config_domains_check},
+};
+
+/* config_kind_of - the kind of a section named "KIND NAME" (n bytes), with *name at NAME; NULL
+ * when the section is not a named one. */
+static const config_kind_t *config_kind_of(const char *section, size_t n, const char **name)
 {
-    for (size_t i = 0; i < cfg->nfeeds; i++)
-        if (strcmp(cfg->feeds[i].name, name) == 0)
-            return &cfg->feeds[i];
+    for (size_t i = 0; i < UTIL_ARRAY_LEN(CONFIG_KINDS); i++) {
+        size_t klen = strlen(CONFIG_KINDS[i].kind);
+        if (n > klen + 1 && memcmp(section, CONFIG_KINDS[i].kind, klen) == 0 && section[klen] == ' ') {
+            *name = section + klen + 1;
+            return &CONFIG_KINDS[i];
+        }
+    }
     return NULL;
 }
 
-/* config_feed_free - free the strings of one feed. */
-static void config_feed_free(config_feed_t *feed)
+static char **config_kind_items(const config_kind_t *kind, const config_t *cfg)
 {
-    for (size_t i = 0; i < UTIL_ARRAY_LEN(CONFIG_FEED_TABLE); i++)
-        if (CONFIG_FEED_TABLE[i].type == CONFIG_TYPE_STR)
-            free(*(char **)((char *)feed + CONFIG_FEED_TABLE[i].offset));
+    return (char **)((char *)cfg + kind->items_offset);
 }
 
-/* config_feed_add - the feed named name, created with the feed defaults when new. */
-static config_feed_t *config_feed_add(config_t *cfg, const char *name)
+static size_t *config_kind_count(const config_kind_t *kind, const config_t *cfg)
 {
-    config_feed_t *feed = (config_feed_t *)config_feed_find(cfg, name);
-    if (feed)
-        return feed;
-    cfg->feeds = util_xrealloc(cfg->feeds, (cfg->nfeeds + 1) * sizeof(*cfg->feeds));
-    feed = &cfg->feeds[cfg->nfeeds++];
-    memset(feed, 0, sizeof(*feed));
-    util_strlcpy(feed->name, name, sizeof(feed->name));
-    for (size_t i = 0; i < UTIL_ARRAY_LEN(CONFIG_FEED_TABLE); i++) {
+    return (size_t *)((char *)cfg + kind->count_offset);
+}
+
+/* config_named_find - the item of kind named name, or NULL. */
+static void *config_named_find(const config_kind_t *kind, const config_t *cfg, const char *name)
+{
+    char *items = *config_kind_items(kind, cfg);
+    for (size_t i = 0; i < *config_kind_count(kind, cfg); i++)
+        if (strcmp(items + i * kind->item_size, name) == 0) /* the name is the first member */
+            return items + i * kind->item_size;
+    return NULL;
+}
+
+const config_feed_t *config_feed_find(const config_t *cfg, const char *name)
+{
+    return config_named_find(&CONFIG_KINDS[0], cfg, name);
+}
+
+/* config_named_free - free the strings of every item of kind. */
+static void config_named_free(const config_kind_t *kind, config_t *cfg)
+{
+    char *items = *config_kind_items(kind, cfg);
+    for (size_t i = 0; i < *config_kind_count(kind, cfg); i++)
+        for (size_t k = 0; k < kind->nkeys; k++)
+            if (kind->keys[k].type == CONFIG_TYPE_STR)
+                free(*(char **)(items + i * kind->item_size + kind->keys[k].offset));
+    free(items);
+}
+
+/* config_named_add - the item of kind named name, created with the kind's defaults when new. */
+static void *config_named_add(const config_kind_t *kind, config_t *cfg, const char *name)
+{
+    void *item = config_named_find(kind, cfg, name);
+    if (item)
+        return item;
+    char **items = config_kind_items(kind, cfg);
+    size_t *count = config_kind_count(kind, cfg);
+    *items = util_xrealloc(*items, (*count + 1) * kind->item_size);
+    item = *items + (*count)++ * kind->item_size;
+    memset(item, 0, kind->item_size);
+    util_strlcpy(item, name, CONFIG_FEED_MAX_NAME + 1);
+    for (size_t i = 0; i < kind->nkeys; i++) {
         char err[256];
-        if (config_apply(feed, &CONFIG_FEED_TABLE[i], CONFIG_FEED_TABLE[i].def, err, sizeof(err)) < 0) {
+        if (config_apply(item, &kind->keys[i], kind->keys[i].def, err, sizeof(err)) < 0) {
             fprintf(stderr, "clawback: bad embedded default: %s\n", err); /* programmer error */
             abort();
         }
     }
-    return feed;
+    return item;
 }
 
-/* config_set_feed - set key of the feed section "feed NAME". */
-static int config_set_feed(config_t *cfg, const char *section, const char *key, const char *value, char *err,
-                           size_t errsize)
+/* config_set_named - set key of the named section "KIND NAME". */
+static int config_set_named(config_t *cfg, const config_kind_t *kind, const char *section, const char *name,
+                            const char *key, const char *value, char *err, size_t errsize)
 {
-    const char *name = section + strlen(CONFIG_FEED_PREFIX);
     if (!config_feed_name_valid(name, strlen(name))) {
-        config_error(err, errsize, "bad feed name in [%.64s]: 1 to %d of A-Z a-z 0-9 _ . -", section,
+        config_error(err, errsize, "bad %s name in [%.64s]: 1 to %d of A-Z a-z 0-9 _ . -", kind->kind, section,
                      CONFIG_FEED_MAX_NAME);
         return -1;
     }
-    for (size_t i = 0; i < UTIL_ARRAY_LEN(CONFIG_FEED_TABLE); i++) {
-        if (strcmp(CONFIG_FEED_TABLE[i].key, key) != 0)
+    for (size_t i = 0; i < kind->nkeys; i++) {
+        if (strcmp(kind->keys[i].key, key) != 0)
             continue;
         char why[320];
-        if (config_apply(config_feed_add(cfg, name), &CONFIG_FEED_TABLE[i], value, why, sizeof(why)) < 0) {
-            /* config_apply names the section "[feed]": name the feed instead */
+        if (config_apply(config_named_add(kind, cfg, name), &kind->keys[i], value, why, sizeof(why)) < 0) {
+            /* config_apply names the section "[feed]": name the item instead */
             const char *rest = strchr(why, ']');
             config_error(err, errsize, "[%s]%s", section, rest ? rest + 1 : why);
             return -1;
@@ -273,8 +336,10 @@ static int config_set_feed(config_t *cfg, const char *section, const char *key, 
 }
 
 /* config_feed_check - a complete feed section's cross-key rules; 0 or -1 with a message. */
-static int config_feed_check(const config_feed_t *feed, char *err, size_t errsize)
+static int config_feed_check(const void *item, const config_t *cfg, char *err, size_t errsize)
 {
+    const config_feed_t *feed = item;
+    (void)cfg;
     char types[] = CONFIG_FEED_TYPES;
     bool known = false;
     for (char *save = NULL, *t = strtok_r(types, " ", &save); t; t = strtok_r(NULL, " ", &save))
@@ -299,10 +364,101 @@ static int config_feed_check(const config_feed_t *feed, char *err, size_t errsiz
     return 0;
 }
 
+/* config_domain_valid - a recipient domain as a mapping may name it (lowercase LDH labels). */
+static bool config_domain_valid(const char *d, size_t len)
+{
+    if (len == 1 && d[0] == '*')
+        return true;
+    if (len == 0 || len > 253 || d[0] == '.' || d[len - 1] == '.')
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)d[i];
+        if (!(islower(c) || isdigit(c) || c == '-' || c == '.' || c == '_' || c >= 0x80))
+            return false;
+        if (c == '.' && d[i + 1] == '.')
+            return false;
+    }
+    return true;
+}
+
+/* config_domains_check - a [domains NAME] section: its domains, action and profile, and no
+ * domain mapped twice. */
+static int config_domains_check(const void *item, const config_t *cfg, char *err, size_t errsize)
+{
+    const config_domains_t *m = item;
+    if (!*m->domains) {
+        config_error(err, errsize, "[domains %s] domains: missing", m->name);
+        return -1;
+    }
+    for (const char *p = m->domains; *p;) {
+        size_t n = strcspn(p, " \t");
+        if (n) {
+            if (!config_domain_valid(p, n)) {
+                config_error(err, errsize, "[domains %s] domains: '%.*s' is not a lowercase domain name or *",
+                             m->name, (int)(n > 80 ? 80 : n), p);
+                return -1;
+            }
+            const config_domains_t *other = config_domains_find(cfg, p, n, true);
+            if (other && other != m) {
+                config_error(err, errsize, "[domains %s] domains: '%.*s' is also in [domains %s]", m->name,
+                             (int)(n > 80 ? 80 : n), p, other->name);
+                return -1;
+            }
+        }
+        p += n;
+        p += strspn(p, " \t");
+    }
+    if (strcmp(m->action, "delete") && strcmp(m->action, "forward") && strcmp(m->action, "forward_delete") &&
+        strcmp(m->action, "none")) {
+        config_error(err, errsize, "[domains %s] action: '%s' is not one of delete forward forward_delete none",
+                     m->name, m->action);
+        return -1;
+    }
+    if (strcmp(m->action, "none") != 0 && !*m->profile) {
+        config_error(err, errsize, "[domains %s] profile: missing (the account profile that reaches these mailboxes)",
+                     m->name);
+        return -1;
+    }
+    if (strlen(m->profile) > CONFIG_PROFILE_MAX) {
+        config_error(err, errsize, "[domains %s] profile: longer than %d characters", m->name, CONFIG_PROFILE_MAX);
+        return -1;
+    }
+    return 0;
+}
+
+const config_domains_t *config_domains_find(const config_t *cfg, const char *domain, size_t len, bool exact)
+{
+    const config_domains_t *wildcard = NULL;
+    /* the longest suffix first: the domain itself, then each parent */
+    for (const char *d = domain; d && d < domain + len;) {
+        size_t dlen = len - (size_t)(d - domain);
+        for (size_t i = 0; i < cfg->ndomains; i++) {
+            const config_domains_t *m = &cfg->domains[i];
+            for (const char *p = m->domains; *p;) {
+                size_t n = strcspn(p, " \t");
+                if (n == dlen && memcmp(p, d, n) == 0)
+                    return m;
+                if (n == 1 && *p == '*' && !wildcard)
+                    wildcard = m;
+                p += n;
+                p += strspn(p, " \t");
+            }
+        }
+        if (exact)
+            return NULL;
+        d = memchr(d, '.', dlen);
+        if (d)
+            d++;
+    }
+    return exact ? NULL : wildcard;
+}
+
 int config_set(config_t *cfg, const char *section, const char *key, const char *value, char *err, size_t errsize)
 {
-    if (strncmp(section, CONFIG_FEED_PREFIX, strlen(CONFIG_FEED_PREFIX)) == 0)
-        return config_set_feed(cfg, section, key, value, err, errsize);
+    const char *name;
+    const config_kind_t *kind = config_kind_of(section, strlen(section), &name);
+    if (kind)
+        return config_set_named(cfg, kind, section, name, key, value, err, errsize);
     bool section_known;
     const config_key_t *k = config_find(section, key, &section_known);
     if (!k) {
@@ -336,9 +492,8 @@ void config_destroy(config_t **cfgp)
     for (size_t i = 0; i < UTIL_ARRAY_LEN(CONFIG_TABLE); i++)
         if (CONFIG_TABLE[i].type == CONFIG_TYPE_STR || CONFIG_TABLE[i].type == CONFIG_TYPE_REDIS_URL)
             free(*(char **)((char *)cfg + CONFIG_TABLE[i].offset));
-    for (size_t i = 0; i < cfg->nfeeds; i++)
-        config_feed_free(&cfg->feeds[i]);
-    free(cfg->feeds);
+    for (size_t i = 0; i < UTIL_ARRAY_LEN(CONFIG_KINDS); i++)
+        config_named_free(&CONFIG_KINDS[i], cfg);
     free(cfg->path);
     free(cfg);
     *cfgp = NULL;
@@ -356,7 +511,7 @@ typedef struct {
     int long_line; /* first line longer than that, or 0 */
     bool prev_key; /* a key was seen since the last section header (inih's continuation rule) */
     config_t *cfg;
-    size_t nfeeds_before; /* feeds that existed before this file */
+    size_t before[2]; /* items of each named kind that existed before this file */
     char err[384];
     int err_line; /* line of the first error in err, or 0 */
 } config_parse_t;
@@ -381,28 +536,31 @@ static void config_check_section(config_parse_t *p, const char *line)
     if (!end)
         return; /* inih reports the syntax error */
     size_t n = (size_t)(end - (s + 1));
-    size_t plen = strlen(CONFIG_FEED_PREFIX);
-    if (n > plen && memcmp(s + 1, CONFIG_FEED_PREFIX, plen) == 0) {
+    const char *name_start;
+    const config_kind_t *kind = config_kind_of(s + 1, n, &name_start);
+    if (kind) {
         char name[CONFIG_FEED_MAX_NAME + 1];
-        size_t nlen = n - plen;
-        if (!config_feed_name_valid(s + 1 + plen, nlen)) {
+        size_t nlen = n - (size_t)(name_start - (s + 1));
+        if (!config_feed_name_valid(name_start, nlen)) {
             if (!p->err_line) {
-                config_error(p->err, sizeof(p->err), "bad feed name in [%.*s]: 1 to %d of A-Z a-z 0-9 _ . -",
-                             (int)(n > 64 ? 64 : n), s + 1, CONFIG_FEED_MAX_NAME);
+                config_error(p->err, sizeof(p->err), "bad %s name in [%.*s]: 1 to %d of A-Z a-z 0-9 _ . -",
+                             kind->kind, (int)(n > 64 ? 64 : n), s + 1, CONFIG_FEED_MAX_NAME);
                 p->err_line = p->line;
             }
             return;
         }
-        memcpy(name, s + 1 + plen, nlen);
+        memcpy(name, name_start, nlen);
         name[nlen] = '\0';
-        if (config_feed_find(p->cfg, name)) {
+        if (config_named_find(kind, p->cfg, name)) {
             if (!p->err_line) {
-                config_error(p->err, sizeof(p->err), "section [feed %s] appears twice", name);
+                config_error(p->err, sizeof(p->err), "section [%s %s] appears twice", kind->kind, name);
                 p->err_line = p->line;
             }
             return;
         }
-        config_feed_add(p->cfg, name)->line = p->line; /* a feed with no keys still exists */
+        /* a section with no keys still exists */
+        char *item = config_named_add(kind, p->cfg, name);
+        *(int *)(item + kind->line_offset) = p->line;
         return;
     }
     for (size_t i = 0; i < UTIL_ARRAY_LEN(CONFIG_TABLE); i++)
@@ -456,7 +614,9 @@ static int config_handler(void *user, const char *section, const char *name, con
 
 int config_load(config_t *cfg, const char *path, char *err, size_t errsize)
 {
-    config_parse_t p = {.cfg = cfg, .nfeeds_before = cfg->nfeeds};
+    config_parse_t p = {.cfg = cfg};
+    for (size_t i = 0; i < UTIL_ARRAY_LEN(CONFIG_KINDS); i++)
+        p.before[i] = *config_kind_count(&CONFIG_KINDS[i], cfg);
     p.file = fopen(path, "r");
     if (!p.file) {
         config_error(err, errsize, "%s: cannot open: %s", path, strerror(errno));
@@ -496,11 +656,16 @@ int config_load(config_t *cfg, const char *path, char *err, size_t errsize)
         config_error(err, errsize, "%s:%d: syntax error (expected [section] or key = value)", path, first);
         return -1;
     }
-    for (size_t i = p.nfeeds_before; i < cfg->nfeeds; i++) {
-        char why[320];
-        if (config_feed_check(&cfg->feeds[i], why, sizeof(why)) < 0) {
-            config_error(err, errsize, "%s:%d: %s", path, cfg->feeds[i].line, why);
-            return -1;
+    for (size_t k = 0; k < UTIL_ARRAY_LEN(CONFIG_KINDS); k++) {
+        const config_kind_t *kind = &CONFIG_KINDS[k];
+        char *items = *config_kind_items(kind, cfg);
+        for (size_t i = p.before[k]; i < *config_kind_count(kind, cfg); i++) {
+            char why[320];
+            char *item = items + i * kind->item_size;
+            if (kind->check(item, cfg, why, sizeof(why)) < 0) {
+                config_error(err, errsize, "%s:%d: %s", path, *(int *)(item + kind->line_offset), why);
+                return -1;
+            }
         }
     }
     free(cfg->path);
@@ -531,17 +696,25 @@ void config_write_example(FILE *out)
         /* "key =" for an empty default: no trailing blank for an editor to strip */
         fprintf(out, "\n%s =%s%s\n", k->key, *k->def ? " " : "", k->def);
     }
-    fprintf(out, "\n# [feed NAME] - one section per threat feed the poller reads; as many as needed.\n"
-                 "# Each key below shows its default; type and url are required (docs/feeds.md).\n"
-                 "#\n# [feed NAME]\n");
-    for (size_t i = 0; i < UTIL_ARRAY_LEN(CONFIG_FEED_TABLE); i++) {
-        const config_key_t *k = &CONFIG_FEED_TABLE[i];
-        fputs("# # ", out);
-        for (const char *d = k->doc; *d; d++) {
-            fputc(*d, out);
-            if (*d == '\n')
-                fputs("# # ", out);
+    static const char *const intro[] = {
+        "# [feed NAME] - one section per threat feed the poller reads; as many as needed.\n"
+        "# Each key below shows its default; type and url are required (docs/feeds.md).\n",
+        "# [domains NAME] - which recipient domains are remediated, how, and through which account\n"
+        "# profile; one section per group of domains. A recipient whose domain (or a parent of it)\n"
+        "# no mapping names falls to the mapping of '*', else is not remediated (logged).\n",
+    };
+    for (size_t n = 0; n < UTIL_ARRAY_LEN(CONFIG_KINDS); n++) {
+        const config_kind_t *kind = &CONFIG_KINDS[n];
+        fprintf(out, "\n%s#\n# [%s NAME]\n", intro[n], kind->kind);
+        for (size_t i = 0; i < kind->nkeys; i++) {
+            const config_key_t *k = &kind->keys[i];
+            fputs("# # ", out);
+            for (const char *d = k->doc; *d; d++) {
+                fputc(*d, out);
+                if (*d == '\n')
+                    fputs("# # ", out);
+            }
+            fprintf(out, "\n# %s =%s%s\n", k->key, *k->def ? " " : "", k->def);
         }
-        fprintf(out, "\n# %s =%s%s\n", k->key, *k->def ? " " : "", k->def);
     }
 }

@@ -10,9 +10,10 @@
  * durations with a unit (250ms, 30s, 5m, 168h, 7d; a bare number is seconds), stored in
  * milliseconds; sizes (512, 64k, 1M, 2G), stored in bytes; log levels by name.
  *
- * Named sections: "[feed NAME]" may appear any number of times, one per threat feed the poller
- * reads (CONFIG_FEED_KEYS; NAME is 1 to 40 of [A-Za-z0-9_.-]). Each gets the feed defaults, then
- * its keys. The same named section twice is an error.
+ * Named sections may appear any number of times (NAME is 1 to 40 of [A-Za-z0-9_.-]): "[feed NAME]",
+ * one per threat feed the poller reads (CONFIG_FEED_KEYS), and "[domains NAME]", one per group of
+ * recipient domains with their remediation action and account profile (CONFIG_DOMAINS_KEYS).
+ * Each gets its kind's defaults, then its keys. The same named section twice is an error.
  *
  * An unknown section or key, or a bad value, is an error that names the file and line; a
  * program refuses to start on it.
@@ -78,6 +79,30 @@
     X(logger, json_file, STR, logger_json_file, "", 0, 0,                                           \
       "The same events as JSON lines (time, log, level, program, mid, batch, message) for a SIEM;\n" \
       "empty: not written. SIGHUP reopens these files (logrotate).")                              \
+    X(enricher, same_subject, BOOL, enricher_same_subject, "yes", 0, 0,                              \
+      "As the seed gateway does, also remediate every message delivered within the window with\n" \
+      "the same subject line as a message that carries the malicious URL.")                       \
+    X(enricher, subject_max, INT, enricher_subject_max, "200", 1, 10000000,                          \
+      "A subject carried by more messages than this within the window is too common to expand\n"  \
+      "on (\"Invoice\", \"Hello\"): it is logged and only the messages carrying the URL are\n"  \
+      "remediated. An empty subject never expands.")                                             \
+    X(enricher, window, DURATION, enricher_window_ms, "168h", 60000, 31536000000,                   \
+      "Messages delivered longer ago than this are not remediated (logged).")                     \
+    X(enricher, max_verdict_age, DURATION, enricher_max_verdict_age_ms, "7d", 60000, 31536000000,   \
+      "A verdict about a URL first observed longer ago than this is not acted on (logged), as\n"  \
+      "the seed gateway ignores retrospective verdicts after seven days.")                         \
+    X(enricher, act_on, STR, enricher_act_on, "malicious", 0, 0,                                     \
+      "Verdict dispositions that lead to remediation: \"malicious\" or \"malicious suspicious\".") \
+    X(enricher, approval_threshold, INT, enricher_approval_threshold, "1000", 0, 100000000,         \
+      "A verdict that would remediate more messages than this waits for an operator\n"            \
+      "(clawback approve BATCH / clawback reject BATCH); 0: never waits.")                          \
+    X(enricher, allow_domains, STR, enricher_allow_domains, "", 0, 0,                                \
+      "Domains (space-separated; each covers its subdomains) whose URLs are never acted on.")      \
+    X(enricher, allow_urls, STR, enricher_allow_urls, "", 0, 0,                                      \
+      "URLs (space-separated, compared in canonical form) never acted on.")                        \
+    X(enricher, allowlist_file, STR, enricher_allowlist_file, "", 0, 0,                              \
+      "A file of more: one URL (with a scheme) or domain per line, '#' starts a comment; read at\n"\
+      "start.")                                                                                    \
     X(poller, lease, DURATION, poller_lease_ms, "30s", 1000, 3600000,                               \
       "Several pollers may run; one holds each feed. A holder that dies is replaced after this\n"  \
       "long (a holder that stops cleanly hands its feeds over at once).")
@@ -119,6 +144,18 @@
       "First retry delay after a failure; it doubles (with jitter) on each further failure.")    \
     X(backoff_max, DURATION, backoff_max_ms, "10m", 10, 86400000, "Longest retry delay.")
 
+/* The keys of a [domains NAME] section: X(key, type, member, default, min, max, documentation). */
+#define CONFIG_DOMAINS_KEYS(X)                                                                      \
+    X(domains, STR, domains, "", 0, 0,                                                              \
+      "Recipient domains, space-separated, lowercase; each covers its subdomains unless one has a\n"\
+      "mapping of its own. \"*\" covers every domain no mapping names.")                          \
+    X(action, STR, action, "delete", 0, 0,                                                          \
+      "What a verdict does to these recipients' copies: delete, forward, forward_delete, or none\n"\
+      "(never remediated, logged).")                                                              \
+    X(profile, STR, profile, "", 0, 0,                                                              \
+      "The account profile that reaches these mailboxes, or several space-separated, tried in\n"  \
+      "order (a chained profile: the first that finds the message acts). Required unless none.")
+
 #define CONFIG_CTYPE_STR char *
 #define CONFIG_CTYPE_REDIS_URL char *
 #define CONFIG_CTYPE_INT int64_t
@@ -137,12 +174,24 @@ typedef struct {
 #undef CONFIG_FEED_MEMBER
 } config_feed_t;
 
+#define CONFIG_PROFILE_MAX 64 /* a [domains] profile list fits a job's profile field */
+
+typedef struct {
+    char name[CONFIG_FEED_MAX_NAME + 1];
+    int line; /* line of its section header, 0 when not from a file */
+#define CONFIG_DOMAINS_MEMBER(key, type, member, def, min, max, doc) CONFIG_CTYPE_##type member;
+    CONFIG_DOMAINS_KEYS(CONFIG_DOMAINS_MEMBER)
+#undef CONFIG_DOMAINS_MEMBER
+} config_domains_t;
+
 typedef struct config {
 #define CONFIG_MEMBER(section, key, type, member, def, min, max, doc) CONFIG_CTYPE_##type member;
     CONFIG_KEYS(CONFIG_MEMBER)
 #undef CONFIG_MEMBER
     config_feed_t *feeds; /* the [feed NAME] sections, in file order */
     size_t nfeeds;
+    config_domains_t *domains; /* the [domains NAME] sections, in file order */
+    size_t ndomains;
     char *path; /* the file loaded, or NULL for the embedded defaults */
 } config_t;
 
@@ -160,6 +209,10 @@ int config_set(config_t *cfg, const char *section, const char *key, const char *
                size_t errsize);
 /* config_feed_find - the feed named name, or NULL. */
 const config_feed_t *config_feed_find(const config_t *cfg, const char *name);
+/* config_domains_find - the mapping of a recipient domain (len bytes, lowercase): the one naming
+ * it, else the one naming its closest parent, else the "*" one; NULL when none. exact: only a
+ * mapping naming exactly this domain (or exactly "*"). */
+const config_domains_t *config_domains_find(const config_t *cfg, const char *domain, size_t len, bool exact);
 /* config_feed_name_valid - whether name can name a feed. */
 bool config_feed_name_valid(const char *name, size_t len);
 

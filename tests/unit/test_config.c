@@ -536,6 +536,60 @@ static void test_feed_sections(void **state)
     config_destroy(&cfg);
 }
 
+/* [domains NAME] sections and the mapping of a recipient domain: exact, parent, wildcard. */
+static void test_domains_sections(void **state)
+{
+    (void)state;
+    config_t *cfg = config_new();
+    assert_null(config_domains_find(cfg, "example.com", 11, false));
+    expect_load_ok("domains",
+                   "[domains corp]\ndomains = example.com example.org\nprofile = o365 onprem\n"
+                   "[domains lab]\ndomains = lab.example.com\naction = forward\nprofile = imap1\n"
+                   "[domains rest]\ndomains = *\naction = none\n",
+                   cfg);
+    assert_int_equal(cfg->ndomains, 3);
+    assert_string_equal(cfg->domains[0].action, "delete"); /* default */
+    assert_int_equal(cfg->domains[1].line, 4);
+    static const struct {
+        const char *domain, *mapping;
+    } cases[] = {
+        {"example.com", "corp"},     {"a.b.example.com", "corp"}, {"example.org", "corp"},
+        {"lab.example.com", "lab"},  {"x.lab.example.com", "lab"}, {"other.net", "rest"},
+        {"com", "rest"},             {"xexample.com", "rest"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const config_domains_t *m = config_domains_find(cfg, cases[i].domain, strlen(cases[i].domain), false);
+        assert_non_null(m);
+        if (strcmp(m->name, cases[i].mapping) != 0)
+            fail_msg("%s: mapped by %s, expected %s", cases[i].domain, m->name, cases[i].mapping);
+    }
+    assert_null(config_domains_find(cfg, "a.example.com", 13, true));
+    config_destroy(&cfg);
+
+    static const struct {
+        const char *name, *text;
+        int line;
+        const char *sub;
+    } errors[] = {
+        {"no domains", "[domains a]\nprofile = p\n", 1, "domains: missing"},
+        {"upper case", "[domains a]\ndomains = Example.com\nprofile = p\n", 1, "'Example.com' is not a lowercase"},
+        {"empty label", "[domains a]\ndomains = a..b\nprofile = p\n", 1, "'a..b'"},
+        {"twice", "[domains a]\ndomains = x.com\nprofile = p\n[domains b]\ndomains = y.com x.com\nprofile = p\n", 4,
+         "'x.com' is also in [domains a]"},
+        {"two wildcards", "[domains a]\ndomains = *\nprofile = p\n[domains b]\ndomains = *\nprofile = p\n", 4,
+         "also in"},
+        {"bad action", "[domains a]\ndomains = x.com\naction = purge\nprofile = p\n", 1, "action: 'purge'"},
+        {"no profile", "[domains a]\ndomains = x.com\n", 1, "profile: missing"},
+        {"long profile",
+         "[domains a]\ndomains = x.com\nprofile = p123456789 p123456789 p123456789 p123456789 p123456789 p123456789\n",
+         1, "longer than 64"},
+        {"bad name", "[domains a/b]\n", 1, "bad domains name"},
+        {"unknown key", "[domains a]\ncolour = red\n", 2, "unknown key 'colour' in section [domains a]"},
+    };
+    for (size_t i = 0; i < sizeof(errors) / sizeof(errors[0]); i++)
+        expect_load_error(errors[i].name, errors[i].text, errors[i].line, errors[i].sub);
+}
+
 static void test_feed_section_errors(void **state)
 {
     (void)state;
@@ -742,6 +796,7 @@ int main(void)
         cmocka_unit_test(test_load_errors),
         cmocka_unit_test(test_feed_sections),
         cmocka_unit_test(test_feed_section_errors),
+        cmocka_unit_test(test_domains_sections),
         cmocka_unit_test(test_line_limit),
         cmocka_unit_test(test_load_missing_file),
         cmocka_unit_test(test_example_file_matches),
