@@ -98,7 +98,8 @@ typedef struct {
     X(STR, initiator, OPTIONAL, 128, NULL)                                                         \
     X(STR, source, OPTIONAL, 64, NULL)
 
-/* result - the outcome of one job (from the remediator). */
+/* result - the outcome of one job (from the remediator). v2: reason (copied from the job) and
+ * forward_to (where a forward went). */
 #define RECORD_RESULT_FIELDS(X)                                                                    \
     RECORD_HEADER_FIELDS(X)                                                                        \
     X(STR, job_id, REQUIRED, RECORD_MAX_ID, NULL)                                                  \
@@ -109,7 +110,9 @@ typedef struct {
     X(STR, profile, OPTIONAL, 64, NULL)                                                            \
     X(STR, status, REQUIRED, 16, "remediated|not_found|failed")                                    \
     X(STR, detail, OPTIONAL, 1024, NULL)                                                           \
-    X(INT, attempts, OPTIONAL, 0, NULL)
+    X(INT, attempts, OPTIONAL, 0, NULL)                                                            \
+    X(STR, reason, OPTIONAL, 32, "url_retrospection|admin")                                        \
+    X(STR, forward_to, OPTIONAL, 320, NULL)
 
 /* event - a log or message-tracking event (from any stage, to the logger). */
 #define RECORD_EVENT_FIELDS(X)                                                                     \
@@ -126,7 +129,7 @@ typedef struct {
     X(delivery, 1)                                                                                 \
     X(verdict, 1)                                                                                  \
     X(job, 1)                                                                                      \
-    X(result, 1)                                                                                   \
+    X(result, 2)                                                                                   \
     X(event, 1)
 
 #define RECORD_CTYPE_STR char *
