@@ -9,6 +9,8 @@
 #define CLAWBACK_CLI_H
 
 #include "message.h"
+#include "mindex.h"
+#include "query.h"
 #include "program.h"
 
 #define CLI_OK 0
@@ -42,6 +44,17 @@ int cli_cmd_url(cli_t *cli, int argc, char **argv);
 int cli_cmd_inspect(cli_t *cli, int argc, char **argv);
 int cli_cmd_ingest(cli_t *cli, int argc, char **argv);
 int cli_cmd_search(cli_t *cli, int argc, char **argv);
+int cli_cmd_track(cli_t *cli, int argc, char **argv);
+int cli_cmd_batch(cli_t *cli, int argc, char **argv);
+int cli_cmd_remediate(cli_t *cli, int argc, char **argv);
+int cli_cmd_approve(cli_t *cli, int argc, char **argv);
+int cli_cmd_reject(cli_t *cli, int argc, char **argv);
+
+/* cli_search_run - run a parsed query against the index: fn(record, arg) for each matching
+ * record, newest first, at most limit; a non-zero return from fn stops the run. *candidates:
+ * the MIDs the index terms gave. The number of matches, or -1 after printing why. */
+typedef int (*cli_search_fn)(const mindex_record_t *rec, void *arg);
+long cli_search_run(mindex_t *ix, const query_t *q, size_t limit, cli_search_fn fn, void *arg, size_t *candidates);
 
 /* cli_load_message - read and parse the message file at path ("-": standard input) into *msg
  * (caller clears it). 0, or -1 after printing why. */

@@ -1,6 +1,6 @@
 /*
- * cmd_ingest.c - `clawback ingest [--rcpt ADDR]... [--json] PATH...`: index messages as
- * delivered now.
+ * cmd_ingest.c - `clawback ingest [--rcpt ADDR]... [--time MS] [--json] PATH...`: index messages
+ * as delivered now (or at --time, epoch milliseconds within the retention: a backfill).
  *
  * A PATH is an RFC 5322 file, a maildir, a directory of files or an mbox (common/mailsource).
  * Recipients come from --rcpt, else from the message's delivery headers (Delivered-To,
@@ -29,6 +29,7 @@ typedef struct {
     message_context_t ctx;
     const char *rcpts[INGEST_MAX_RCPTS];
     size_t n_rcpts;
+    int64_t time_ms; /* delivery time; 0: now */
     size_t indexed, failed;
     bool progress;
     int64_t started_ms, last_progress_ms;
@@ -81,7 +82,7 @@ static int ingest_one(void *arg, const char *origin, const char *data, size_t le
         return 0;
     }
     const char **found = NULL;
-    mindex_delivery_t d = {.rcpts = in->rcpts, .n_rcpts = in->n_rcpts};
+    mindex_delivery_t d = {.rcpts = in->rcpts, .n_rcpts = in->n_rcpts, .time_ms = in->time_ms};
     if (in->n_rcpts == 0) {
         /* the delivery headers when present, else the header recipients (mindex_add keeps
          * each address once) */
@@ -143,6 +144,7 @@ int cli_cmd_ingest(cli_t *cli, int argc, char **argv)
 {
     static const struct option longopts[] = {{"rcpt", required_argument, NULL, 'r'},
                                               {"json", no_argument, NULL, 'j'},
+                                              {"time", required_argument, NULL, 't'},
                                               {NULL, 0, NULL, 0}};
     ingest_t in;
     memset(&in, 0, sizeof(in));
@@ -159,6 +161,12 @@ int cli_cmd_ingest(cli_t *cli, int argc, char **argv)
             in.rcpts[in.n_rcpts++] = optarg;
             break;
         case 'j': json = true; break;
+        case 't':
+            if (util_parse_int64(optarg, &in.time_ms) != 0 || in.time_ms <= 0) {
+                fprintf(stderr, "clawback ingest: bad --time '%s' (epoch milliseconds)\n", optarg);
+                return CLI_USAGE;
+            }
+            break;
         default: return CLI_USAGE;
         }
     }

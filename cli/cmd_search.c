@@ -245,6 +245,70 @@ static void print_table_record(const mindex_record_t *rec)
     strbuf_release(&states);
 }
 
+typedef struct {
+    bool json;
+    size_t shown;
+} search_print_t;
+
+static int search_print(const mindex_record_t *rec, void *arg)
+{
+    search_print_t *pr = arg;
+    if (pr->json)
+        print_json_record(rec, pr->shown == 0);
+    else
+        print_table_record(rec);
+    pr->shown++;
+    return 0;
+}
+
+long cli_search_run(mindex_t *ix, const query_t *q, size_t limit, cli_search_fn fn, void *arg, size_t *candidates)
+{
+    int64_t *mids = NULL;
+    size_t n = 0;
+    for (size_t i = 0; i < q->n; i++) {
+        int64_t *m;
+        size_t mn;
+        if (term_lookup(ix, &q->terms[i], &m, &mn) != 0) {
+            free(mids);
+            return -1;
+        }
+        if (i == 0) {
+            mids = m;
+            n = mn;
+        } else {
+            n = intersect(mids, n, m, mn);
+            free(m);
+        }
+    }
+    *candidates = n;
+    size_t shown = 0;
+    int rc = 0;
+    /* candidates that fail the record check do not count towards the limit, so their number is
+     * bounded too */
+    size_t examine = limit * 4 > 100000 ? limit * 4 : 100000;
+    /* candidates are read a chunk at a time (one pipelined pass per chunk), newest first */
+    for (size_t i = 0; i < n && i < examine && shown < limit && rc == 0; i += SEARCH_CHUNK) {
+        size_t want = n - i < SEARCH_CHUNK ? n - i : SEARCH_CHUNK;
+        mindex_record_t *recs;
+        size_t found;
+        if (mindex_get_many(ix, mids + i, want, &recs, &found) != 0) {
+            fprintf(stderr, "clawback: %s\n", mindex_errstr(ix));
+            rc = -1;
+            break;
+        }
+        for (size_t k = 0; k < found; k++) {
+            if (rc == 0 && shown < limit && record_matches(&recs[k], q)) {
+                rc = fn(&recs[k], arg);
+                shown++;
+            }
+            mindex_record_clear(&recs[k]);
+        }
+        free(recs);
+    }
+    free(mids);
+    return rc == 0 ? (long)shown : -1;
+}
+
 int cli_cmd_search(cli_t *cli, int argc, char **argv)
 {
     static const struct option longopts[] = {{"json", no_argument, NULL, 'j'},
@@ -295,61 +359,19 @@ int cli_cmd_search(cli_t *cli, int argc, char **argv)
     }
     mindex_options_t opts = {.retention_ms = cfg->index_retention_ms, .bucket_bits = (int)cfg->index_bucket_bits};
     mindex_t *ix = mindex_new(redis, &opts);
-    int rc = CLI_OK;
-    int64_t *mids = NULL;
-    size_t n = 0;
-    for (size_t i = 0; i < q.n && rc == CLI_OK; i++) {
-        int64_t *m;
-        size_t mn;
-        if (term_lookup(ix, &q.terms[i], &m, &mn) != 0) {
-            rc = CLI_FAILURE;
-            break;
-        }
-        if (i == 0) {
-            mids = m;
-            n = mn;
-        } else {
-            n = intersect(mids, n, m, mn);
-            free(m);
-        }
-    }
-    size_t shown = 0;
-    if (rc == CLI_OK) {
-        if (json)
-            fputs("[", stdout);
-        else
-            printf("%-12s%-22s%-32s%-32s%-14s%s\n", "MID", "TIME", "SENDER", "RECIPIENTS", "STATE", "SUBJECT");
-        /* candidates that fail the record check do not count towards the limit, so their
-         * number is bounded too */
-        size_t examine = (size_t)limit * 4 > 100000 ? (size_t)limit * 4 : 100000;
-        /* candidates are read a chunk at a time (one pipelined pass per chunk), newest first */
-        for (size_t i = 0; i < n && i < examine && (int64_t)shown < limit && rc == CLI_OK; i += SEARCH_CHUNK) {
-            size_t want = n - i < SEARCH_CHUNK ? n - i : SEARCH_CHUNK;
-            mindex_record_t *recs;
-            size_t found;
-            if (mindex_get_many(ix, mids + i, want, &recs, &found) != 0) {
-                fprintf(stderr, "clawback search: %s\n", mindex_errstr(ix));
-                rc = CLI_FAILURE;
-                break;
-            }
-            for (size_t k = 0; k < found; k++) {
-                if ((int64_t)shown < limit && record_matches(&recs[k], &q)) {
-                    if (json)
-                        print_json_record(&recs[k], shown == 0);
-                    else
-                        print_table_record(&recs[k]);
-                    shown++;
-                }
-                mindex_record_clear(&recs[k]);
-            }
-            free(recs);
-        }
-        if (json)
-            fputs("]\n", stdout);
-        fprintf(stderr, "%zu message%s%s\n", shown, shown == 1 ? "" : "s",
-                (int64_t)shown >= limit && n > shown ? " (limit reached: --limit N)" : "");
-    }
-    free(mids);
+    search_print_t pr = {.json = json};
+    if (json)
+        fputs("[", stdout);
+    else
+        printf("%-12s%-22s%-32s%-32s%-14s%s\n", "MID", "TIME", "SENDER", "RECIPIENTS", "STATE", "SUBJECT");
+    size_t candidates = 0;
+    long shown = cli_search_run(ix, &q, (size_t)limit, search_print, &pr, &candidates);
+    int rc = shown < 0 ? CLI_FAILURE : CLI_OK;
+    if (json)
+        fputs("]\n", stdout);
+    if (shown >= 0)
+        fprintf(stderr, "%ld message%s%s\n", shown, shown == 1 ? "" : "s",
+                shown >= limit && candidates > (size_t)shown ? " (limit reached: --limit N)" : "");
     mindex_destroy(&ix);
     redis_conn_destroy(&redis);
     config_destroy(&cfg);

@@ -33,8 +33,9 @@ static const cli_command_t COMMANDS[] = {
      "  Received hops are skipped when finding the sender IP (default: loopback)\n",
      cli_cmd_inspect},
     {"ingest", "index messages as delivered: files, maildirs, directories, mboxes",
-     "usage: clawback [-c FILE] [--redis URL] ingest [--rcpt ADDR]... [--json] PATH...\n"
+     "usage: clawback [-c FILE] [--redis URL] ingest [--rcpt ADDR]... [--time MS] [--json] PATH...\n"
      "  recipients come from --rcpt, else Delivered-To / X-Original-To, else To and Cc;\n"
+     "  --time: the delivery time (epoch milliseconds, within the retention), default now;\n"
      "  a message that cannot be parsed is reported and skipped\n",
      cli_cmd_ingest},
     {"search", "find delivered messages by observables (ip: domain: email: ... ANDed)",
@@ -44,6 +45,26 @@ static const cli_command_t COMMANDS[] = {
      "  cisco_mid:\"12345\" (or mid:) sha256:\"...\" file_name:\"invoice.pdf\" url:\"...\"\n"
      "  email_id:\"UUID\" rcpt:\"ADDR\"; several terms are ANDed\n",
      cli_cmd_search},
+    {"remediate", "delete or forward delivered messages now, in a new batch (by MID or by a search query)",
+     "usage: clawback [-c FILE] [--redis URL] remediate --action delete|forward|forward-delete --by USER\n"
+     "                [--source SOURCE] (MID... | --query QUERY... [--limit N])\n"
+     "  one job per recipient, with the profile of its domain's [domains] mapping; prints the\n"
+     "  batch UUID; the seed's 'initiated ... by USER from source SOURCE' line per message\n",
+     cli_cmd_remediate},
+    {"approve", "let a batch that waits for approval go: its jobs go to the remediators",
+     "usage: clawback [-c FILE] [--redis URL] approve UUID --by USER\n", cli_cmd_approve},
+    {"reject", "drop a batch that waits for approval: nothing is remediated, the copies are free again",
+     "usage: clawback [-c FILE] [--redis URL] reject UUID --by USER\n", cli_cmd_reject},
+    {"track", "show a message's tracking: its delivery, remediation lines and last state",
+     "usage: clawback [-c FILE] [--redis URL] track [--json] MID\n"
+     "  the delivery (from the index), every tracking line of the message in time order, and\n"
+     "  its Last State per recipient; times in local time (TZ)\n",
+     cli_cmd_track},
+    {"batch", "list remediation batches, or show one batch and its jobs",
+     "usage: clawback [-c FILE] [--redis URL] batch [--json] [UUID]\n"
+     "  without UUID: the newest 50 batches (created, state, reason, initiator, counters)\n"
+     "  with UUID: the batch's fields, how many of its jobs are done, and every job\n",
+     cli_cmd_batch},
 };
 
 static void cli_usage(FILE *out)

@@ -129,11 +129,13 @@ typedef struct {
 } bus_output_t;
 
 /* A state write or guard: op 'h' HSET key a b, 'i' HINCRBY key a b, 'z' ZADD key a(score) b,
- * 'e' PEXPIRE key a, 'd' HDEL key a when its value is b; guards: 'g' GET key must equal a,
- * 'f' hash field a of key must be absent or equal b. */
+ * 'n' HSETNX key a b, 'r' RPUSH key a (binary, alen bytes), 'e' PEXPIRE key a, 'd' HDEL key a
+ * when its value is b; guards: 'g' GET key must equal a, 'f' hash field a of key must be absent
+ * or equal b. */
 typedef struct {
     char op;
     char *key, *a, *b;
+    size_t alen; /* for 'r'; 0: strlen(a) */
 } bus_write_t;
 
 static void bus_set_error(bus_t *self, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -298,12 +300,14 @@ static redis_script_t BUS_COMMIT_SCRIPT = {
         "  end\n"
         "end\n"
         "base = base + nout * 5\n"
-        "local ops = {h = 'HSET', i = 'HINCRBY', z = 'ZADD'}\n"
+        "local ops = {h = 'HSET', i = 'HINCRBY', z = 'ZADD', n = 'HSETNX'}\n"
         "for i = 0, nset - 1 do\n"
         "  local o = base + i * 4\n"
         "  local op, k = ARGV[o + 1], KEYS[tonumber(ARGV[o])]\n"
         "  if op == 'e' then\n"
         "    redis.call('PEXPIRE', k, ARGV[o + 2])\n"
+        "  elseif op == 'r' then\n"
+        "    redis.call('RPUSH', k, ARGV[o + 2])\n"
         "  elseif op == 'd' then\n"
         "    if redis.call('HGET', k, ARGV[o + 2]) == ARGV[o + 3] then redis.call('HDEL', k, ARGV[o + 2]) end\n"
         "  else\n"
@@ -450,6 +454,24 @@ void bus_commit_zadd(bus_commit_t *c, const char *key, int64_t score, const char
     bus_commit_add_write(c->writes, 'z', key, n, member);
 }
 
+void bus_commit_hsetnx(bus_commit_t *c, const char *key, const char *field, const char *value)
+{
+    bus_commit_add_write(c->writes, 'n', key, field, value);
+}
+
+void bus_commit_rpush(bus_commit_t *c, const char *key, const void *value, size_t len)
+{
+    bus_write_t *w = util_xcalloc(1, sizeof(*w));
+    w->op = 'r';
+    w->key = util_xstrdup(key);
+    w->a = util_xmalloc(len + 1);
+    memcpy(w->a, value, len);
+    w->a[len] = '\0';
+    w->alen = len;
+    w->b = util_xstrdup("");
+    zlistx_add_end(c->writes, w);
+}
+
 void bus_commit_pexpire(bus_commit_t *c, const char *key, int64_t ttl_ms)
 {
     char n[24];
@@ -567,7 +589,7 @@ bus_status_t bus_commit_run(bus_commit_t *c)
         BUS_ARG_STR(keyidx[nidx], strlen(keyidx[nidx]));
         nidx++;
         BUS_ARG_STR(&w->op, 1);
-        BUS_ARG_STR(w->a, strlen(w->a));
+        BUS_ARG_STR(w->a, w->alen ? w->alen : strlen(w->a));
         BUS_ARG_STR(w->b, strlen(w->b));
     }
 #undef BUS_ARG_NUM

@@ -112,10 +112,13 @@ int bus_commit_add(bus_commit_t *commit, const char *edge, const char *record_id
 int bus_commit_add_record(bus_commit_t *commit, const char *edge, const record_desc_t *desc, const void *record,
                           char *err, size_t errsize);
 /* State written in the same atomic step as the outputs (cursors, counters, seen sets): HSET,
- * HINCRBY, ZADD, PEXPIRE, conditional HDEL, in the order added. */
+ * HINCRBY, ZADD, HSETNX, RPUSH, PEXPIRE, conditional HDEL, in the order added. */
 void bus_commit_hset(bus_commit_t *commit, const char *key, const char *field, const char *value);
 void bus_commit_hincrby(bus_commit_t *commit, const char *key, const char *field, int64_t delta);
 void bus_commit_zadd(bus_commit_t *commit, const char *key, int64_t score, const char *member);
+/* bus_commit_hsetnx - HSETNX; bus_commit_rpush - RPUSH of len bytes (a list of held records). */
+void bus_commit_hsetnx(bus_commit_t *commit, const char *key, const char *field, const char *value);
+void bus_commit_rpush(bus_commit_t *commit, const char *key, const void *value, size_t len);
 /* bus_commit_pexpire - set key's time to live (after the writes added before it). */
 void bus_commit_pexpire(bus_commit_t *commit, const char *key, int64_t ttl_ms);
 /* bus_commit_hdel_if - delete hash field key.field when it holds value (release a claim). */

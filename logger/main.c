@@ -1,63 +1,178 @@
 /*
  * clawback-logger - the sink of every stage's events and of remediation results.
  *
- * With [logger] directory set, each event's line goes to the seed gateway's log it belongs to
- * (ecs, mail_logs, remediation, url_rep_client: seed_logs.h) and, with [logger] json_file, to
- * a JSON-lines file for a SIEM; otherwise into the logger's own log. An event whose line
- * cannot be written (disk full) stays on the bus and is tried again: nothing is dropped.
- * Message tracking and the remediation results' seed lines come with the logger issue.
+ * Events: with [logger] directory set, each event's line goes to the seed gateway's log it
+ * belongs to (ecs, mail_logs, remediation, url_rep_client: seed_logs.h) and, with [logger]
+ * json_file, to a JSON-lines file for a SIEM; otherwise into the logger's own log. An event
+ * about a message (mail_logs or tracking, with a MID) is also added to that message's tracking
+ * (cb:trk:<mid>, batch.h) in the commit that consumes it.
+ *
+ * Results: each result becomes the seed's mail_logs line ("Message 6 was processed ...") and
+ * remediation lines ("MID: 6 Message deleted successfully ...", "MID: 6 Remediation succeeded
+ * ..."); the same commit records the final state of the copy (cb:msg:<mid> state:<rcpt>), the
+ * job's state and counters in its batch, and the tracking line. A failed copy's claim is
+ * released, so a later verdict may try it again.
+ *
+ * A line that cannot be written (disk full) or a commit that fails leaves the record on the
+ * bus to be tried again: nothing is dropped (a line may then be written twice, never lost).
  */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "batch.h"
+#include "event.h"
 #include "daemon.h"
 #include "log.h"
 #include "seed_logs.h"
+#include "strbuf.h"
+#include "util.h"
+
+#define LOGGER_PROGRAM "clawback-logger"
 
 typedef struct {
     seed_logs_t *files; /* NULL: events go to this program's own log */
+    int64_t ttl_ms;     /* how long tracking and state are kept: the index retention */
 } logger_t;
 
-/* logger_on_event - write one event's line. */
+/* logger_write - write one event's line where it belongs. 0 or -1 (logged). */
+static int logger_write(logger_t *logger, const record_event_t *event)
+{
+    if (!logger->files) {
+        log_level_t level = LOG_LEVEL_INFO;
+        log_level_parse(event->level, &level);
+        log_msg(level, "%s", event->message);
+        return 0;
+    }
+    char err[512];
+    if (seed_logs_write(logger->files, event, err, sizeof(err)) < 0) {
+        log_warning("clawback-logger: %s; the record waits", err);
+        return -1;
+    }
+    return 0;
+}
+
+/* logger_track - add a line to a message's tracking in commit c. */
+static void logger_track(const logger_t *logger, bus_commit_t *c, int64_t mid, int64_t time_ms, const char *id,
+                         const char *line)
+{
+    char key[48];
+    batch_track_key(key, sizeof(key), mid);
+    char *member = batch_track_member(id, line);
+    bus_commit_zadd(c, key, time_ms, member);
+    bus_commit_pexpire(c, key, logger->ttl_ms);
+    free(member);
+}
+
+/* logger_commit - run c, consuming the delivery; 0 or -1 (logged). */
+static int logger_commit(bus_t *bus, bus_commit_t **c, const bus_delivery_t *d)
+{
+    bus_status_t st = bus_commit_run(*c);
+    bus_commit_destroy(c);
+    if (st == BUS_OK || st == BUS_DUPLICATE)
+        return 0;
+    log_warning("clawback-logger: %s record %s: %s; tried again", d->edge, d->record_id, bus_errstr(bus));
+    return -1;
+}
+
+/* logger_on_event - write one event's line (and track it). */
 static int logger_on_event(bus_t *bus, const bus_delivery_t *delivery, void *state)
 {
     logger_t *logger = state;
     record_event_t event;
     if (daemon_decode(bus, delivery, &RECORD_DESC_event, &event) < 0)
         return 0;
-    int rc = 0;
-    if (logger->files) {
-        char err[512];
-        if (seed_logs_write(logger->files, &event, err, sizeof(err)) < 0) {
-            log_warning("clawback-logger: %s; the event waits", err);
-            rc = -1;
-        }
-    } else {
-        log_level_t level = LOG_LEVEL_INFO;
-        log_level_parse(event.level, &level);
-        log_msg(level, "%s", event.message);
+    int rc = logger_write(logger, &event);
+    if (rc == 0 && event.mid > 0 && (!strcmp(event.log, "mail_logs") || !strcmp(event.log, "tracking"))) {
+        bus_commit_t *c = bus_commit_new(bus, delivery);
+        logger_track(logger, c, event.mid, event.time_ms, event.id, event.message);
+        rc = logger_commit(bus, &c, delivery);
     }
+    /* otherwise returning 0 without a commit acknowledges the event */
     record_clear(&RECORD_DESC_event, &event);
     return rc;
 }
 
-/* logger_on_result - write one result's line. */
+/* logger_result_event - an event carrying one of a result's lines. */
+static void logger_result_event(const record_result_t *r, const char *log, log_level_t level, const char *line,
+                                record_event_t *ev)
+{
+    memset(ev, 0, sizeof(*ev));
+    ev->id = (char *)r->id;
+    ev->time_ms = r->time_ms;
+    ev->program = (char *)"clawback-remediator";
+    ev->log = (char *)log;
+    ev->level = (char *)event_level_name(level);
+    ev->mid = r->mid;
+    ev->batch = (char *)r->batch;
+    ev->message = (char *)line;
+}
+
+/* logger_on_result - a remediation's outcome: the seed's lines, the copy's state, the batch. */
 static int logger_on_result(bus_t *bus, const bus_delivery_t *delivery, void *state)
 {
-    (void)state;
-    record_result_t result;
-    if (daemon_decode(bus, delivery, &RECORD_DESC_result, &result) < 0)
+    logger_t *logger = state;
+    record_result_t r;
+    if (daemon_decode(bus, delivery, &RECORD_DESC_result, &r) < 0)
         return 0;
-    log_info("MID: %lld %s for recipient %s in batch '%s': %s%s%s", (long long)result.mid, result.action,
-             result.recipient, result.batch, result.status, result.detail ? ": " : "",
-             result.detail ? result.detail : "");
-    record_clear(&RECORD_DESC_result, &result);
-    return 0;
+    if (!batch_uuid_valid(r.batch)) {
+        record_clear(&RECORD_DESC_result, &r);
+        return bus_set_aside(bus, delivery, "result names no batch UUID");
+    }
+    bool ok = !strcmp(r.status, "remediated") || !strcmp(r.status, "not_found");
+    strbuf_t processed, lines[3];
+    strbuf_init(&processed, 0);
+    for (int i = 0; i < 3; i++)
+        strbuf_init(&lines[i], 0);
+    batch_line_processed(&processed, &r);
+    size_t n = batch_lines_remediation(&r, lines);
+    int rc = 0;
+    record_event_t ev;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        logger_result_event(&r, "remediation", ok ? LOG_LEVEL_INFO : LOG_LEVEL_WARNING, lines[i].data, &ev);
+        rc = logger_write(logger, &ev);
+    }
+    if (rc == 0) {
+        logger_result_event(&r, "mail_logs", LOG_LEVEL_INFO, processed.data, &ev);
+        rc = logger_write(logger, &ev);
+    }
+    if (rc == 0) {
+        char msgkey[48], bkey[96], jkey[96];
+        batch_msg_key(msgkey, sizeof(msgkey), r.mid);
+        batch_key(bkey, sizeof(bkey), r.batch, NULL);
+        batch_key(jkey, sizeof(jkey), r.batch, "jobs");
+        char *statef = batch_state_field(r.recipient), *claimf = batch_claim_field(r.recipient);
+        char *jobf = batch_job_field(r.mid, r.recipient);
+        bus_commit_t *c = bus_commit_new(bus, delivery);
+        bus_commit_hset(c, msgkey, statef, r.status);
+        if (!ok)
+            bus_commit_hdel_if(c, msgkey, claimf, r.batch); /* a later verdict may try again */
+        bus_commit_pexpire(c, msgkey, logger->ttl_ms);
+        bus_commit_hset(c, jkey, jobf, r.status);
+        bus_commit_pexpire(c, jkey, logger->ttl_ms);
+        bus_commit_hincrby(c, bkey, r.status, 1);
+        bus_commit_pexpire(c, bkey, logger->ttl_ms);
+        char id[RECORD_MAX_ID + 8];
+        snprintf(id, sizeof(id), "r:%s", r.id);
+        logger_track(logger, c, r.mid, r.time_ms, id, processed.data);
+        rc = logger_commit(bus, &c, delivery);
+        free(statef);
+        free(claimf);
+        free(jobf);
+    }
+    strbuf_release(&processed);
+    for (int i = 0; i < 3; i++)
+        strbuf_release(&lines[i]);
+    record_clear(&RECORD_DESC_result, &r);
+    return rc;
 }
 
 static int logger_start(daemon_t *daemon, void *state)
 {
     logger_t *logger = state;
     const config_t *cfg = daemon_config(daemon);
+    logger->ttl_ms = cfg->index_retention_ms;
     if (!*cfg->logger_directory)
         return 0;
     char err[512];
@@ -89,7 +204,7 @@ int main(int argc, char **argv)
     static const daemon_input_t inputs[] = {{"events", logger_on_event}, {"results", logger_on_result}};
     static const daemon_spec_t spec = {
         .program = "clawback-logger",
-        .summary = "Writes every stage's events and remediation results to the logs.",
+        .summary = "Writes every stage's events and remediation results to the logs and to message tracking.",
         .start = logger_start,
         .stop = logger_stop,
         .reopen = logger_reopen,

@@ -9,6 +9,14 @@
  *   bus_peer ... sink --in A [--out S] [--delay-ms D]
  *       consume A; for each record commit it to S (default "sink", never consumed) and record
  *       which instance handled it in the hash test:handled.
+ *   bus_peer ... answer [--not-found ADDR] [--fail ADDR] [--delay-ms D]
+ *       stand in for the remediator: consume jobs; for each commit a result to results
+ *       (remediated; not_found for recipient ADDR of --not-found; failed for that of --fail),
+ *       with the job's reason and profile, and record the job id in the hash test:answered.
+ *   bus_peer ... verdict --value V [--type url|domain] [--disposition D] [--email-id E]
+ *                    [--observed-ms MS] [--feed F] [--id ID]
+ *       commit one verdict record to the verdicts edge and exit (a `produce --edge verdicts
+ *       --count 0 --stay` peer, or a poller, dispatches it); prints its id.
  *   bus_peer ... evil --edge E
  *       send malformed and oversized frames to every dispatcher of E, then exit.
  *   bus_peer ... evil-dispatcher --edge E --count N [--stay]
@@ -33,7 +41,8 @@ typedef struct {
     bus_t *bus;
     redis_conn_t *redis;
     const config_t *cfg;
-    const char *edge, *in, *out, *prefix;
+    const char *edge, *in, *out, *prefix, *not_found, *fail;
+    record_verdict_t verdict;
     long count, produced, delay_ms;
     bool dup, stay;
 } peer_t;
@@ -110,6 +119,79 @@ static int peer_on_relay(bus_t *bus, const bus_delivery_t *d, void *arg)
     (void)bus;
     peer_t *p = arg;
     return peer_forward(p, d, p->out, false);
+}
+
+/* peer_verdict - commit p->verdict; 0 or 1. */
+static int peer_verdict(peer_t *p)
+{
+    zloop_t *loop = zloop_new();
+    char err[256];
+    p->bus = bus_new(p->cfg, p->redis, loop, "bus_peer", err, sizeof(err));
+    record_verdict_t *v = &p->verdict;
+    char id[RECORD_MAX_ID + 1];
+    if (!v->id) {
+        util_uuid(id);
+        v->id = id;
+    }
+    v->time_ms = util_now_ms();
+    if (!v->feed)
+        v->feed = "test";
+    if (!v->observable_type)
+        v->observable_type = "url";
+    if (!v->disposition)
+        v->disposition = "malicious";
+    bus_commit_t *c = bus_commit_new(p->bus, NULL);
+    int rc = bus_commit_add_record(c, "verdicts", &RECORD_DESC_verdict, v, err, sizeof(err));
+    bus_status_t st = rc == 0 ? bus_commit_run(c) : BUS_ERROR;
+    bus_commit_destroy(&c);
+    if (st != BUS_OK)
+        fprintf(stderr, "bus_peer: verdict not committed: %s\n", rc ? err : bus_errstr(p->bus));
+    else
+        printf("%s\n", v->id);
+    bus_destroy(&p->bus);
+    zloop_destroy(&loop);
+    return st == BUS_OK ? 0 : 1;
+}
+
+/* peer_on_answer - a result for a job, as the remediator would commit it. */
+static int peer_on_answer(bus_t *bus, const bus_delivery_t *d, void *arg)
+{
+    peer_t *p = arg;
+    record_job_t job;
+    char err[256];
+    if (record_decode(&RECORD_DESC_job, d->payload, d->len, &job, err, sizeof(err)) != 0)
+        return bus_set_aside(bus, d, err);
+    if (p->delay_ms)
+        usleep((useconds_t)p->delay_ms * 1000);
+    record_result_t r = {0};
+    char id[RECORD_MAX_ID + 8];
+    snprintf(id, sizeof(id), "r:%s", job.id);
+    r.id = id;
+    r.time_ms = util_now_ms();
+    r.job_id = job.id;
+    r.batch = job.batch;
+    r.mid = job.mid;
+    r.recipient = job.recipient;
+    r.action = job.action;
+    r.profile = job.profile;
+    r.reason = job.reason;
+    r.attempts = 1;
+    r.status = "remediated";
+    if (p->not_found && !strcmp(job.recipient, p->not_found))
+        r.status = "not_found";
+    if (p->fail && !strcmp(job.recipient, p->fail)) {
+        r.status = "failed";
+        r.detail = "IMAP NO [AUTHENTICATIONFAILED] Authentication failed";
+    }
+    if (strcmp(job.action, "delete") != 0)
+        r.forward_to = "soc@example.net";
+    bus_commit_t *c = bus_commit_new(bus, d);
+    int rc = bus_commit_add_record(c, "results", &RECORD_DESC_result, &r, err, sizeof(err));
+    bus_commit_hset(c, "test:answered", job.id, job.action);
+    bus_status_t st = rc == 0 ? bus_commit_run(c) : BUS_ERROR;
+    bus_commit_destroy(&c);
+    record_clear(&RECORD_DESC_job, &job);
+    return st == BUS_OK || st == BUS_DUPLICATE ? 0 : -1;
 }
 
 static int peer_on_sink(bus_t *bus, const bus_delivery_t *d, void *arg)
@@ -231,6 +313,11 @@ int main(int argc, char **argv)
         {"out", required_argument, NULL, 'o'},    {"count", required_argument, NULL, 'n'},
         {"prefix", required_argument, NULL, 'p'}, {"delay-ms", required_argument, NULL, 'd'},
         {"dup", no_argument, NULL, 'D'},          {"stay", no_argument, NULL, 's'},
+        {"not-found", required_argument, NULL, 'N'}, {"fail", required_argument, NULL, 'F'},
+        {"value", required_argument, NULL, 'V'}, {"type", required_argument, NULL, 'T'},
+        {"disposition", required_argument, NULL, 'P'}, {"email-id", required_argument, NULL, 'E'},
+        {"observed-ms", required_argument, NULL, 'O'}, {"feed", required_argument, NULL, 'f'},
+        {"id", required_argument, NULL, 'I'},
         {NULL, 0, NULL, 0}};
     program_options_t opts = {0};
     peer_t p = {.prefix = "r", .out = "sink"};
@@ -247,11 +334,20 @@ int main(int argc, char **argv)
         case 'd': p.delay_ms = atol(optarg); break;
         case 'D': p.dup = true; break;
         case 's': p.stay = true; break;
+        case 'N': p.not_found = optarg; break;
+        case 'F': p.fail = optarg; break;
+        case 'V': p.verdict.value = optarg; break;
+        case 'T': p.verdict.observable_type = optarg; break;
+        case 'P': p.verdict.disposition = optarg; break;
+        case 'E': p.verdict.email_id = optarg; break;
+        case 'O': p.verdict.observed_ms = atoll(optarg); break;
+        case 'f': p.verdict.feed = optarg; break;
+        case 'I': p.verdict.id = optarg; break;
         default: return 2;
         }
     }
     if (optind >= argc) {
-        fprintf(stderr, "usage: bus_peer [options] produce|relay|sink|evil|evil-dispatcher\n");
+        fprintf(stderr, "usage: bus_peer [options] produce|relay|sink|answer|verdict|evil|evil-dispatcher\n");
         return 2;
     }
     const char *mode = argv[optind];
@@ -275,6 +371,13 @@ int main(int argc, char **argv)
         return evil_rc;
     }
 
+    if (strcmp(mode, "verdict") == 0) {
+        int verdict_rc = p.verdict.value ? peer_verdict(&p) : 2;
+        redis_conn_destroy(&p.redis);
+        config_destroy(&cfg);
+        return verdict_rc;
+    }
+
     zloop_t *loop = zloop_new();
     p.bus = bus_new(cfg, p.redis, loop, "bus_peer", err, sizeof(err));
     int rc = 0;
@@ -285,6 +388,10 @@ int main(int argc, char **argv)
         rc = bus_produce(p.bus, p.out);
         if (rc == 0)
             rc = bus_consume(p.bus, p.in, peer_on_relay, &p);
+    } else if (strcmp(mode, "answer") == 0) {
+        rc = bus_produce(p.bus, "results");
+        if (rc == 0)
+            rc = bus_consume(p.bus, "jobs", peer_on_answer, &p);
     } else if (strcmp(mode, "sink") == 0 && p.in) {
         rc = bus_consume(p.bus, p.in, peer_on_sink, &p);
     } else {
