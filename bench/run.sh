@@ -66,3 +66,33 @@ polled_again() { [ "$(rcli hget cb:feed:bench last_success_ms)" -gt "$last" ]; }
 wait_until 600 "the second snapshot" polled_again
 echo "second snapshot (nothing new): $(($(now_ms) - start)) ms, verdicts still $(feed_verdicts)"
 kill -TERM "$(pid_of poller2)"; wait "$(pid_of poller2)" 2>/dev/null
+
+echo
+FAN=${BENCH_FANOUT:-100000}
+echo "enricher: one verdict whose URL $FAN delivered messages carry, to $FAN jobs on the bus"
+rcli flushall >/dev/null
+python3 - "$FAN" >"$WORK/fanout.mbox" <<'PY'
+import sys
+for i in range(int(sys.argv[1])):
+    print(f"From sender@outside.example Mon Nov 23 10:00:00 2026\nMessage-ID: <fan{i}@outside.example>\n"
+          f"From: sender@outside.example\nTo: user{i}@corp.example\nSubject: Your parcel is waiting\n\n"
+          f"Track it at http://parcel-track.example/t?id=42 today.\n")
+PY
+printf '[redis]\nurl = %s\n[log]\nfile = %s\n[bus]\nmax_waiting = %s\n[enricher]\napproval_threshold = 0\n[domains corp]\ndomains = corp.example\nprofile = o365\n' \
+    "$REDIS_URL" "$WORK/enricher.log" "$((FAN * 3))" >"$WORK/enricher.conf"
+start=$(now_ms)
+"$BIN/clawback" -c "$WORK/enricher.conf" ingest "$WORK/fanout.mbox" >/dev/null
+echo "ingested $FAN messages in $(($(now_ms) - start)) ms (clawback ingest of one mbox)"
+spawn dispatch "$ROOT/$BUILD/tests/bus_peer" -c "$WORK/enricher.conf" produce --edge verdicts --count 0 --stay
+spawn enricher "$BIN/clawback-enricher" -c "$WORK/enricher.conf"
+enricher_ready() { grep -q "verdicts: connected to dispatcher" "$WORK/enricher.log"; }
+wait_until 30 "the enricher to connect" enricher_ready
+start=$(now_ms)
+"$ROOT/$BUILD/tests/bus_peer" -c "$WORK/enricher.conf" verdict --value "http://parcel-track.example/t?id=42" >/dev/null
+jobs_out() { [ "$(rcli xlen cb:bus:jobs:q)" -ge "$FAN" ]; }
+wait_until 120 "the jobs on the bus" jobs_out
+took=$(($(now_ms) - start))
+rss=$(awk '/VmHWM/ {print $2}' "/proc/$(pid_of enricher)/status")
+echo "fan-out: $FAN jobs (and $(rcli xlen cb:bus:events:q) events) on the bus $took ms after the verdict was committed; enricher peak RSS $((rss / 1024)) MB"
+grep -o "URL retrospection verdict.*" "$WORK/enricher.log" | cut -c1-200
+kill -TERM "$(pid_of enricher)" "$(pid_of dispatch)"; wait "$(pid_of enricher)" "$(pid_of dispatch)" 2>/dev/null

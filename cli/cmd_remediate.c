@@ -476,7 +476,7 @@ static int decide_command(cli_t *cli, int argc, char **argv, bool approve)
     static const struct option longopts[] = {{"by", required_argument, NULL, 'b'}, {NULL, 0, NULL, 0}};
     const char *by = NULL;
     int c;
-    optind = 1;
+    optind = 0; /* glibc: start afresh, permuting (UUID and --by in any order) */
     while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         if (c != 'b')
             return CLI_USAGE;

@@ -741,19 +741,35 @@ static int64_t bus_remote_credit(const bus_remote_t *r)
     return credit > 0 ? credit : 0;
 }
 
-/* bus_send_record - send one entry to a remote; 0, or -1 if it could not be queued. */
+/* bus_send_record - send one entry to a remote; 0, or -1 if it could not be queued. One frame
+ * after the routing identity ("REC", then edge, entry id and record id each after a length
+ * byte, then the payload): a consumer never reads a message part by part, which libzmq cannot
+ * do safely while the connection is being torn down (fq.cpp "!_more" assertion). */
 static int bus_send_record(bus_t *self, bus_remote_t *r, const char *entry_id, const char *rid, size_t rid_len,
                            const char *payload, size_t len)
 {
     void *sock = zsock_resolve(self->router);
-    if (zmq_send(sock, zframe_data(r->identity), zframe_size(r->identity), ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
+    zmq_msg_t frame;
+    size_t edge_len = strlen(r->edge->name), entry_len = strlen(entry_id);
+    if (zmq_msg_init_size(&frame, 3 + 3 + edge_len + entry_len + rid_len + len) != 0)
         return -1;
+    unsigned char *out = zmq_msg_data(&frame);
+    memcpy(out, "REC", 3);
+    out += 3;
+    const char *fields[3] = {r->edge->name, entry_id, rid};
+    size_t lens[3] = {edge_len, entry_len, rid_len};
+    for (int i = 0; i < 3; i++) {
+        *out++ = (unsigned char)lens[i]; /* each at most RECORD_MAX_ID bytes */
+        memcpy(out, fields[i], lens[i]);
+        out += lens[i];
+    }
+    memcpy(out, payload, len);
+    if (zmq_send(sock, zframe_data(r->identity), zframe_size(r->identity), ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
+        zmq_msg_close(&frame);
+        return -1;
+    }
     /* once the first frame is accepted the rest of the message is too */
-    zmq_send(sock, "REC", 3, ZMQ_SNDMORE);
-    zmq_send(sock, r->edge->name, strlen(r->edge->name), ZMQ_SNDMORE);
-    zmq_send(sock, entry_id, strlen(entry_id), ZMQ_SNDMORE);
-    zmq_send(sock, rid, rid_len, ZMQ_SNDMORE);
-    zmq_send(sock, payload, len, 0);
+    zmq_msg_send(&frame, sock, 0);
     r->sent++;
     return 0;
 }
@@ -943,20 +959,16 @@ static bus_remote_t *bus_remote_find(bus_edge_t *e, zframe_t *identity)
     return NULL;
 }
 
-/* bus_count_bad_frame - count a malformed or oversized frame against its edge if known. */
-static void bus_count_bad_frame(bus_t *self, zmsg_t *msg, size_t edge_index, bool oversized, const char *why)
+/* bus_count_bad_frame - count a malformed or oversized message against its edge if known. */
+static void bus_count_bad_frame(bus_t *self, zmsg_t *msg, const char *edge, size_t edge_len, bool oversized,
+                                const char *why)
 {
     bus_counters_t *c = &self->unattributed;
     const char *edge_name = "?";
-    zframe_t *f = zmsg_first(msg);
-    for (size_t i = 0; f && i < edge_index; i++)
-        f = zmsg_next(msg);
-    if (f) {
-        bus_edge_t *e = bus_find_edge(self, (const char *)zframe_data(f), zframe_size(f));
-        if (e) {
-            c = &e->counters;
-            edge_name = e->name;
-        }
+    bus_edge_t *e = edge ? bus_find_edge(self, edge, edge_len) : NULL;
+    if (e) {
+        c = &e->counters;
+        edge_name = e->name;
     }
     if (oversized)
         c->oversized_frames++;
@@ -966,20 +978,39 @@ static void bus_count_bad_frame(bus_t *self, zmsg_t *msg, size_t edge_index, boo
                 why, edge_name, zmsg_size(msg), zmsg_content_size(msg));
 }
 
-/* frame_parse_u64 - a frame holding a decimal number of at most 19 digits. */
-static int frame_parse_u64(zframe_t *f, uint64_t *out)
+/* bus_get_parse - a consumer's request, one frame "GET <edge> <window> <received>". The edge
+ * named (when the frame has one) is written to *edge and *edge_len even when the rest is bad. */
+static int bus_get_parse(zframe_t *f, const char **edge, size_t *edge_len, uint64_t *window, uint64_t *received)
 {
-    size_t n = zframe_size(f);
-    const unsigned char *p = zframe_data(f);
-    if (n == 0 || n > 19)
-        return -1;
-    uint64_t v = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (p[i] < '0' || p[i] > '9')
-            return -1;
-        v = v * 10 + (uint64_t)(p[i] - '0');
+    const char *p = (const char *)zframe_data(f), *end = p + zframe_size(f);
+    const char *tok[4];
+    size_t len[4];
+    int n = 0;
+    *edge = NULL;
+    while (p < end && n < 4) {
+        const char *sp = memchr(p, ' ', (size_t)(end - p));
+        tok[n] = p;
+        len[n] = (size_t)((sp ? sp : end) - p);
+        n++;
+        p = sp ? sp + 1 : end;
     }
-    *out = v;
+    if (n >= 2) {
+        *edge = tok[1];
+        *edge_len = len[1];
+    }
+    if (n != 4 || p != end || len[0] != 3 || memcmp(tok[0], "GET", 3) != 0)
+        return -1;
+    for (int i = 2; i < 4; i++) {
+        uint64_t v = 0;
+        if (len[i] == 0 || len[i] > 19)
+            return -1;
+        for (size_t j = 0; j < len[i]; j++) {
+            if (tok[i][j] < '0' || tok[i][j] > '9')
+                return -1;
+            v = v * 10 + (uint64_t)(tok[i][j] - '0');
+        }
+        *(i == 2 ? window : received) = v;
+    }
     return 0;
 }
 
@@ -992,23 +1023,21 @@ static int bus_on_router(zloop_t *loop, zsock_t *sock, void *arg)
         zmsg_t *msg = zmsg_recv_nowait(sock);
         if (!msg)
             break;
+        zframe_t *identity = zmsg_pop(msg);
+        zframe_t *get = zmsg_first(msg);
+        const char *edge = NULL;
+        size_t edge_len = 0;
+        uint64_t window = 0, received = 0;
+        bool bad = !get || zmsg_size(msg) != 1 || bus_get_parse(get, &edge, &edge_len, &window, &received) != 0;
+        bus_edge_t *e = edge ? bus_find_edge(self, edge, edge_len) : NULL;
         if (zmsg_content_size(msg) > (size_t)self->max_record) {
-            bus_count_bad_frame(self, msg, 2, true, "larger than max_record,");
+            bus_count_bad_frame(self, msg, edge, edge_len, true, "larger than max_record,");
+            zframe_destroy(&identity);
             zmsg_destroy(&msg);
             continue;
         }
-        zframe_t *identity = zmsg_pop(msg);
-        zframe_t *cmd = zmsg_first(msg);
-        zframe_t *edge_frame = zmsg_next(msg);
-        zframe_t *window_frame = zmsg_next(msg);
-        zframe_t *received_frame = zmsg_next(msg);
-        uint64_t window, received;
-        bus_edge_t *e = edge_frame ? bus_find_edge(self, (const char *)zframe_data(edge_frame), zframe_size(edge_frame))
-                                   : NULL;
-        if (zmsg_size(msg) != 4 || !zframe_streq(cmd, "GET") || !e || !e->producing ||
-            frame_parse_u64(window_frame, &window) < 0 || frame_parse_u64(received_frame, &received) < 0 ||
-            window > 1000000) {
-            bus_count_bad_frame(self, msg, 1, false, "not a GET for a produced");
+        if (bad || !e || !e->producing || window > 1000000) {
+            bus_count_bad_frame(self, msg, edge, edge_len, false, "not a GET for a produced");
             zframe_destroy(&identity);
             zmsg_destroy(&msg);
             continue;
@@ -1149,12 +1178,11 @@ static void bus_send_get(bus_t *self, bus_peer_t *p)
     char wtext[24], rtext[24];
     snprintf(wtext, sizeof(wtext), "%lld", (long long)window);
     snprintf(rtext, sizeof(rtext), "%llu", (unsigned long long)p->received);
+    char get[BUS_MAX_EDGE + 64];
+    int n = snprintf(get, sizeof(get), "GET %s %s %s", p->edge->name, wtext, rtext);
     void *sock = zsock_resolve(p->sock);
-    if (zmq_send(sock, "GET", 3, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
+    if (zmq_send(sock, get, (size_t)n, ZMQ_DONTWAIT) < 0)
         return; /* not connected yet (ZMQ_IMMEDIATE): the next heartbeat retries */
-    zmq_send(sock, p->edge->name, strlen(p->edge->name), ZMQ_SNDMORE);
-    zmq_send(sock, wtext, strlen(wtext), ZMQ_SNDMORE);
-    zmq_send(sock, rtext, strlen(rtext), 0);
     p->received_at_get = p->received;
 }
 
@@ -1229,10 +1257,8 @@ static void bus_deliver(bus_t *self, bus_edge_t *e, const bus_delivery_t *d, bus
 }
 
 /* bus_entry_id_valid - a stream entry id: <ms>-<seq>, each a decimal 64-bit unsigned number. */
-static bool bus_entry_id_valid(zframe_t *f)
+static bool bus_entry_id_valid(const char *p, size_t n)
 {
-    size_t n = zframe_size(f);
-    const char *p = (const char *)zframe_data(f);
     const char *dash = memchr(p, '-', n);
     if (n < 3 || n >= BUS_MAX_ENTRY_ID || !dash)
         return false;
@@ -1269,30 +1295,44 @@ static int bus_on_peer(zloop_t *loop, zsock_t *sock, void *arg)
             break;
         p->received++;
         if (zmsg_content_size(msg) > (size_t)self->max_record + 512) {
-            bus_count_bad_frame(self, msg, 1, true, "larger than max_record,");
+            bus_count_bad_frame(self, msg, e->name, strlen(e->name), true, "larger than max_record,");
             zmsg_destroy(&msg);
             continue;
         }
-        zframe_t *cmd = zmsg_first(msg), *edge = zmsg_next(msg), *entry = zmsg_next(msg), *rid = zmsg_next(msg),
-                 *payload = zmsg_next(msg);
-        if (zmsg_size(msg) != 5 || !zframe_streq(cmd, "REC") || !zframe_streq(edge, e->name) ||
-            !bus_entry_id_valid(entry) || zframe_size(rid) == 0 || zframe_size(rid) > RECORD_MAX_ID ||
-            memchr(zframe_data(rid), '\0', zframe_size(rid))) {
-            bus_count_bad_frame(self, msg, 1, false, "not a REC for the");
+        /* one frame: "REC", then edge, entry id and record id each after a length byte, then
+         * the payload (bus_send_record) */
+        zframe_t *f = zmsg_first(msg);
+        const unsigned char *q = zframe_data(f), *end = q + zframe_size(f);
+        const char *field[3] = {NULL, NULL, NULL};
+        size_t flen[3] = {0, 0, 0};
+        bool ok = zmsg_size(msg) == 1 && zframe_size(f) >= 3 && memcmp(q, "REC", 3) == 0;
+        if (ok)
+            q += 3;
+        for (int k = 0; k < 3 && ok; k++) {
+            ok = q < end && (size_t)(end - q - 1) >= *q;
+            if (ok) {
+                flen[k] = *q;
+                field[k] = (const char *)q + 1;
+                q += 1 + flen[k];
+            }
+        }
+        if (!ok || flen[0] != strlen(e->name) || memcmp(field[0], e->name, flen[0]) != 0 ||
+            !bus_entry_id_valid(field[1], flen[1]) || flen[2] == 0 || flen[2] > RECORD_MAX_ID ||
+            memchr(field[2], '\0', flen[2])) {
+            bus_count_bad_frame(self, msg, e->name, strlen(e->name), false, "not a REC for the");
             zmsg_destroy(&msg);
             continue;
         }
+        char *entry_id = util_xstrndup(field[1], flen[1]);
         if (self->stopped) { /* arrived while stopping: hand it back */
-            char *id = zframe_strdup(entry);
-            const char *ids[1] = {id};
+            const char *ids[1] = {entry_id};
             bus_hand_back(self, e, ids, 1);
-            free(id);
+            free(entry_id);
             zmsg_destroy(&msg);
             continue;
         }
-        char *entry_id = zframe_strdup(entry);
-        char *record_id = zframe_strdup(rid);
-        bus_delivery_t d = {e->name, entry_id, record_id, (const char *)zframe_data(payload), zframe_size(payload)};
+        char *record_id = util_xstrndup(field[2], flen[2]);
+        bus_delivery_t d = {e->name, entry_id, record_id, (const char *)q, (size_t)(end - q)};
         bus_deliver(self, e, &d, NULL);
         free(entry_id);
         free(record_id);

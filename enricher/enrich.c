@@ -285,13 +285,13 @@ static int plan_read_claims(enrich_t *self, plan_t *p)
                 if (claim->type == REDIS_REPLY_STRING && strcmp(claim->str, p->uuid) == 0) {
                     j->skip = j->mine = true;
                     p->done_before++;
-                } else if (claim->type == REDIS_REPLY_STRING) {
-                    j->skip = true;
-                    p->claimed++;
                 } else if (state->type == REDIS_REPLY_STRING &&
                            (!strcmp(state->str, "remediated") || !strcmp(state->str, "not_found"))) {
                     j->skip = true;
                     p->remediated_before++;
+                } else if (claim->type == REDIS_REPLY_STRING) {
+                    j->skip = true;
+                    p->claimed++;
                 }
             }
             if (r)
@@ -414,9 +414,14 @@ static void plan_summary(const plan_t *p, const enrich_t *self, strbuf_t *out)
     for (size_t i = 0; i < p->njobs; i++)
         jobs += !p->jobs[i].skip;
     strbuf_appendf(out, "URL retrospection verdict from feed '%s': %s '%s' is %s: %zu messages matched (%zu carry it, %zu "
-                   "by email id, %zu by the same subject); %zu jobs %s batch '%s'",
+                   "by email id, %zu by the same subject)",
                    v->feed, v->observable_type, p->canonical, v->disposition, p->nrecs, p->by_url, p->by_email_id,
-                   p->by_subject, jobs + p->done_before, p->held ? "wait for approval in" : "in", p->uuid);
+                   p->by_subject);
+    if (jobs + p->done_before)
+        strbuf_appendf(out, "; %zu jobs %s batch '%s'", jobs + p->done_before, p->held ? "wait for approval in" : "in",
+                       p->uuid);
+    else
+        strbuf_appends(out, "; nothing to remediate");
     if (p->too_old)
         strbuf_appendf(out, "; %zu delivered more than %llds ago: not remediated", p->too_old,
                        (long long)(self->cfg->enricher_window_ms / 1000));

@@ -221,22 +221,24 @@ static int peer_evil(peer_t *p)
         zsock_t *s = zsock_new_dealer(r->element[i]->str);
         zsock_set_sndtimeo(s, 2000);
         zsock_set_linger(s, 2000);
-        if (zstr_send(s, "garbage") == 0) /* one frame */
+        char text[128];
+        if (zstr_send(s, "garbage") == 0) /* no command */
             sent++;
-        if (zstr_sendx(s, "GET", p->edge, "lots", "0", NULL) == 0) /* bad number */
+        snprintf(text, sizeof(text), "GET %s lots 0", p->edge); /* bad number */
+        if (zstr_send(s, text) == 0)
             sent++;
-        if (zstr_sendx(s, "GET", "no-such-edge", "1", "0", NULL) == 0) /* unknown edge */
+        if (zstr_send(s, "GET no-such-edge 1 0") == 0) /* unknown edge */
             sent++;
-        if (zstr_sendx(s, "PUT", p->edge, "1", "0", NULL) == 0) /* unknown command */
+        snprintf(text, sizeof(text), "PUT %s 1 0", p->edge); /* unknown command */
+        if (zstr_send(s, text) == 0)
             sent++;
-        zmsg_t *msg = zmsg_new(); /* oversized */
-        zmsg_addstr(msg, "GET");
-        zmsg_addstr(msg, p->edge);
-        zmsg_addstr(msg, "1");
-        zmsg_addmem(msg, big, big_len);
-        if (zmsg_send(&msg, s) == 0)
+        snprintf(text, sizeof(text), "GET %s 1 0", p->edge); /* two frames: the old wire form */
+        if (zstr_sendx(s, text, "0", NULL) == 0)
             sent++;
-        zmsg_destroy(&msg);
+        snprintf(text, sizeof(text), "GET %s 1 ", p->edge); /* oversized */
+        memcpy(big, text, strlen(text));
+        if (zmq_send(zsock_resolve(s), big, big_len, 0) >= 0)
+            sent++;
         zsock_destroy(&s); /* linger flushes */
     }
     printf("sent %d bad messages\n", sent);
@@ -267,22 +269,29 @@ static int peer_evil_dispatcher(peer_t *p)
             continue;
         zframe_t *id = zmsg_pop(msg);
         zmsg_destroy(&msg);
+        /* the wire form: "REC", edge, entry id, record id (each after a length byte), payload */
         const char *variants[][5] = {{"REC", p->edge, "not-an-id", "r1", "x"},
                                      {"REC", p->edge, "1-1", "", "x"},
                                      {"REC", "other", "1-1", "r1", "x"},
                                      {"HELLO", p->edge, "1-1", "r1", "x"}};
         zmsg_t *bad = zmsg_new();
         zmsg_append(bad, &(zframe_t *){zframe_dup(id)});
-        if (sent % 5 == 4) {
-            zmsg_addstr(bad, "REC");
-            zmsg_addstr(bad, p->edge);
-            zmsg_addstr(bad, "1-1");
-            zmsg_addstr(bad, "r-big");
-            zmsg_addmem(bad, big, big_len);
-        } else {
-            for (int i = 0; i < 5; i++)
-                zmsg_addstr(bad, variants[sent % 5][i]);
+        const char *const *v = variants[sent % 5 == 4 ? 0 : sent % 5];
+        const char *entry = sent % 5 == 4 ? "1-1" : v[2], *rid = sent % 5 == 4 ? "r-big" : v[3];
+        size_t plen = sent % 5 == 4 ? big_len : strlen(v[4]);
+        size_t flen = strlen(v[0]) + 3 + strlen(v[1]) + strlen(entry) + strlen(rid) + plen;
+        unsigned char *frame = util_xmalloc(flen), *o = frame;
+        memcpy(o, v[0], strlen(v[0]));
+        o += strlen(v[0]);
+        const char *fields[3] = {v[1], entry, rid};
+        for (int i = 0; i < 3; i++) {
+            *o++ = (unsigned char)strlen(fields[i]);
+            memcpy(o, fields[i], strlen(fields[i]));
+            o += strlen(fields[i]);
         }
+        memcpy(o, sent % 5 == 4 ? big : v[4], plen);
+        zmsg_addmem(bad, frame, flen);
+        free(frame);
         zmsg_send(&bad, router);
         zframe_destroy(&id);
         sent++;
