@@ -307,6 +307,7 @@ static int plan_read_claims(enrich_t *self, plan_t *p)
 static int plan_build(enrich_t *self, plan_t *p)
 {
     const record_verdict_t *v = &p->verdict;
+    int64_t t0 = util_monotonic_ms();
     bool is_url = strcmp(v->observable_type, "url") == 0;
     int64_t *mids = NULL;
     size_t n = 0;
@@ -331,12 +332,15 @@ static int plan_build(enrich_t *self, plan_t *p)
     int64_t *all = util_xcalloc(p->nmatches + 1, sizeof(*all));
     for (size_t i = 0; i < p->nmatches; i++)
         all[i] = p->matches[i].mid;
+    int64_t t1 = util_monotonic_ms();
     int rc = plan_read_records(self, p, all, p->nmatches);
     free(all);
     if (rc != 0)
         return -1;
+    int64_t t2 = util_monotonic_ms();
     if (self->cfg->enricher_same_subject && p->nrecs && plan_expand_subjects(self, p) != 0)
         return -1;
+    int64_t t3 = util_monotonic_ms();
 
     size_t total = 0;
     for (size_t i = 0; i < p->nrecs; i++)
@@ -360,7 +364,12 @@ static int plan_build(enrich_t *self, plan_t *p)
                 p->jobs[p->njobs++] = (plan_job_t){.rec = i, .rcpt = r, .mapping = mapping};
         }
     }
-    return plan_read_claims(self, p);
+    int64_t t4 = util_monotonic_ms();
+    rc = plan_read_claims(self, p);
+    log_debug("enricher: verdict %s planned: index look-up %lld ms, %zu records %lld ms, subjects %lld ms, policy %lld "
+              "ms, claims %lld ms", v->id, (long long)(t1 - t0), p->nrecs, (long long)(t2 - t1), (long long)(t3 - t2),
+              (long long)(t4 - t3), (long long)(util_monotonic_ms() - t4));
+    return rc;
 }
 
 /* plan_match_line - the tracking line saying why a message is in the batch. */
@@ -686,7 +695,9 @@ int enrich_verdict(enrich_t *self, bus_t *bus, const bus_delivery_t *d)
                 strbuf_release(&line);
                 break;
             }
+            int64_t tc = util_monotonic_ms();
             bus_status_t st = plan_commit(self, &p, bus, d);
+            log_debug("enricher: verdict %s: commits took %lld ms", v->id, (long long)(util_monotonic_ms() - tc));
             if (st == BUS_OK || st == BUS_DUPLICATE) {
                 rc = 0;
                 break;

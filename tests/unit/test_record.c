@@ -472,6 +472,8 @@ static void fill_result(void *p)
     r->status = sdup("not_found");
     r->detail = sdup("message not in mailbox\nretry=no");
     r->attempts = 3;
+    r->reason = sdup("admin");
+    r->forward_to = sdup("soc@example.com");
 }
 
 static void fill_event(void *p)
