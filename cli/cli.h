@@ -11,6 +11,7 @@
 #include "message.h"
 #include "mindex.h"
 #include "query.h"
+#include "strbuf.h"
 #include "program.h"
 
 #define CLI_OK 0
@@ -55,6 +56,9 @@ int cli_cmd_reject(cli_t *cli, int argc, char **argv);
  * the MIDs the index terms gave. The number of matches, or -1 after printing why. */
 typedef int (*cli_search_fn)(const mindex_record_t *rec, void *arg);
 long cli_search_run(mindex_t *ix, const query_t *q, size_t limit, cli_search_fn fn, void *arg, size_t *candidates);
+
+/* cli_append_clean - append s for a terminal: control bytes (from mail or Redis) as '?'. */
+void cli_append_clean(strbuf_t *out, const char *s);
 
 /* cli_load_message - read and parse the message file at path ("-": standard input) into *msg
  * (caller clears it). 0, or -1 after printing why. */

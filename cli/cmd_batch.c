@@ -81,27 +81,11 @@ static void batch_iso(int64_t ms, char *out, size_t size)
         snprintf(out, size, "?");
 }
 
-/* batch_append_clean - append s for a terminal: control bytes (from Redis) as '?'. */
-static void batch_append_clean(strbuf_t *out, const char *s)
-{
-    while (*s) {
-        size_t n = 0;
-        while (s[n] && (unsigned char)s[n] >= 0x20 && s[n] != 0x7f)
-            n++;
-        strbuf_append(out, s, n);
-        s += n;
-        if (*s) {
-            strbuf_appends(out, "?");
-            s++;
-        }
-    }
-}
-
 /* batch_append_cell - s (NULL: "-") cleaned and padded to width, then a space. */
 static void batch_append_cell(strbuf_t *out, const char *s, int width)
 {
     size_t before = out->len;
-    batch_append_clean(out, s && *s ? s : "-");
+    cli_append_clean(out, s && *s ? s : "-");
     size_t chars = 0;
     for (size_t i = before; i < out->len; i++)
         chars += ((unsigned char)out->data[i] & 0xC0) != 0x80;
@@ -119,7 +103,7 @@ static void batch_append_value(strbuf_t *out, const batch_field_t *f, const char
         batch_iso(ms, when, sizeof(when));
         strbuf_appends(out, when);
     } else {
-        batch_append_clean(out, value);
+        cli_append_clean(out, value);
     }
 }
 
@@ -368,7 +352,7 @@ static int batch_show(redis_conn_t *redis, const char *uuid, bool json, strbuf_t
         for (size_t i = 0; i < n; i++) {
             strbuf_appendf(out, "%-12lld ", (long long)jobs[i].mid);
             batch_append_cell(out, jobs[i].rcpt, 40);
-            batch_append_clean(out, jobs[i].state);
+            cli_append_clean(out, jobs[i].state);
             strbuf_appends(out, "\n");
         }
     }

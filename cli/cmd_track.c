@@ -300,22 +300,6 @@ static void track_last_state(const track_t *t, strbuf_t *out)
         strbuf_appendf(out, "%s%s (%s)", k ? ", " : "", track_state_label(t->rcpts[k].state), t->rcpts[k].address);
 }
 
-/* track_append_clean - append s for a terminal: control bytes (from mail or Redis) as '?'. */
-static void track_append_clean(strbuf_t *out, const char *s)
-{
-    while (*s) {
-        size_t n = 0;
-        while (s[n] && (unsigned char)s[n] >= 0x20 && s[n] != 0x7f)
-            n++;
-        strbuf_append(out, s, n);
-        s += n;
-        if (*s) {
-            strbuf_appends(out, "?");
-            s++;
-        }
-    }
-}
-
 /* track_local - the local time of ms; false when it has none. */
 static bool track_local(int64_t ms, struct tm *tm)
 {
@@ -328,7 +312,7 @@ static void track_print_text(const track_t *t, strbuf_t *out)
     strbuf_appends(out, "Message Tracking\n\nMessage ID Header ");
     if (t->indexed && known(t->rec.message_id)) {
         strbuf_appends(out, "<");
-        track_append_clean(out, t->rec.message_id);
+        cli_append_clean(out, t->rec.message_id);
         strbuf_appends(out, ">");
     } else {
         strbuf_appends(out, "N/A");
@@ -345,7 +329,7 @@ static void track_print_text(const track_t *t, strbuf_t *out)
             strftime(when, sizeof(when), same_day ? "%H:%M:%S" : "%d %b %Y %H:%M:%S", &tm);
         }
         strbuf_appendf(out, "- %s " TRACK_BULLET " ", when);
-        track_append_clean(out, t->lines[i].line);
+        cli_append_clean(out, t->lines[i].line);
         strbuf_appends(out, "\n");
     }
     if (t->n_lines)
@@ -354,7 +338,7 @@ static void track_print_text(const track_t *t, strbuf_t *out)
     strbuf_t state;
     strbuf_init(&state, 0);
     track_last_state(t, &state);
-    track_append_clean(out, state.data ? state.data : "");
+    cli_append_clean(out, state.data ? state.data : "");
     strbuf_release(&state);
     strbuf_appends(out, "\n\n");
     if (!t->indexed) {
@@ -372,15 +356,15 @@ static void track_print_text(const track_t *t, strbuf_t *out)
     bool outgoing = rec->direction && strcmp(rec->direction, "outgoing") == 0;
     strbuf_appendf(out, "Message\n %s\n\nMID\n %lld\n\nTime\n %s\n\nSender\n ", outgoing ? "Outgoing" : "Incoming",
                    (long long)t->mid, when);
-    track_append_clean(out, known(rec->sender) ? rec->sender : "N/A");
+    cli_append_clean(out, known(rec->sender) ? rec->sender : "N/A");
     strbuf_appends(out, "\n\nRecipient\n ");
     for (size_t k = 0; k < rec->n_rcpts; k++) {
         if (k)
             strbuf_appends(out, ", ");
-        track_append_clean(out, rec->rcpts[k].address);
+        cli_append_clean(out, rec->rcpts[k].address);
     }
     strbuf_appends(out, "\n\nSubject\n ");
-    track_append_clean(out, known(rec->subject) ? rec->subject : "N/A");
+    cli_append_clean(out, known(rec->subject) ? rec->subject : "N/A");
     strbuf_appends(out, "\n");
 }
 

@@ -8,6 +8,21 @@
 #include "cli.h"
 #include "util.h"
 
+void cli_append_clean(strbuf_t *out, const char *s)
+{
+    while (*s) {
+        size_t n = 0;
+        while (s[n] && (unsigned char)s[n] >= 0x20 && s[n] != 0x7f)
+            n++;
+        strbuf_append(out, s, n);
+        s += n;
+        if (*s) {
+            strbuf_appends(out, "?");
+            s++;
+        }
+    }
+}
+
 static const cli_command_t COMMANDS[] = {
     {"config", "print the example configuration, or check a configuration file",
      "usage: clawback [-c FILE] config example|check\n"
