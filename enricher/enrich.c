@@ -409,7 +409,7 @@ static void plan_job_record(const plan_t *p, const plan_job_t *j, record_job_t *
     job->recipient = util_xstrdup(rcpt);
     job->action = util_xstrdup(j->mapping->action);
     job->profile = util_xstrdup(j->mapping->profile);
-    job->subject = r->subject ? util_xstrndup(r->subject, 4096) : NULL;
+    job->subject = r->subject ? util_xstrndup(r->subject, strnlen(r->subject, 4096)) : NULL;
     job->reason = util_xstrdup("url_retrospection");
     job->initiator = util_xstrdup(BATCH_RETRO_INITIATOR);
     job->source = util_xstrdup(BATCH_RETRO_SOURCE);
