@@ -190,8 +190,7 @@ int cli_cmd_ingest(cli_t *cli, int argc, char **argv)
         config_destroy(&cfg);
         return CLI_FAILURE;
     }
-    mindex_options_t opts = {.retention_ms = cfg->index_retention_ms, .bucket_bits = (int)cfg->index_bucket_bits};
-    in.index = mindex_new(redis, &opts);
+    in.index = program_index(cfg, redis);
     in.progress = !json && isatty(STDERR_FILENO);
     in.started_ms = util_monotonic_ms();
     message_library_init();

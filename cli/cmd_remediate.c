@@ -74,8 +74,7 @@ static int env_open(cli_t *cli, cli_env_t *e, const char *name)
         env_close(e);
         return -1;
     }
-    mindex_options_t opts = {.retention_ms = e->cfg->index_retention_ms, .bucket_bits = (int)e->cfg->index_bucket_bits};
-    e->ix = mindex_new(e->redis, &opts);
+    e->ix = program_index(e->cfg, e->redis);
     return 0;
 }
 
@@ -172,13 +171,7 @@ static int remediate_chunk(cli_env_t *e, const policy_t *policy, const mindex_re
             job.source = (char *)source;
             rc = bus_commit_add_record(c, "jobs", &RECORD_DESC_job, &job, err, sizeof(err));
             free(job.id);
-            char *claim = batch_claim_field(rcpt), *state = batch_state_field(rcpt), *field = batch_job_field(r->mid, rcpt);
-            bus_commit_hset(c, msgkey, claim, uuid);
-            bus_commit_hset(c, msgkey, state, BATCH_JOB_INITIATED);
-            bus_commit_hset(c, jkey, field, BATCH_JOB_INITIATED);
-            free(claim);
-            free(state);
-            free(field);
+            batch_commit_copy(c, uuid, r->mid, rcpt, BATCH_JOB_INITIATED, BATCH_CLAIM_TAKE);
             chunk_jobs++;
         }
         if (chunk_jobs > before) {
@@ -355,9 +348,8 @@ static int decide(cli_env_t *e, const char *uuid, const char *by, bool approve)
 {
     if (held_batch_check(e, uuid) != 0)
         return CLI_FAILURE;
-    char bkey[96], jkey[96], hkey[96], lkey[112], msgkey[48], err[256];
+    char bkey[96], hkey[96], lkey[112], err[256];
     batch_key(bkey, sizeof(bkey), uuid, NULL);
-    batch_key(jkey, sizeof(jkey), uuid, "jobs");
     batch_key(hkey, sizeof(hkey), uuid, "held");
     batch_key(lkey, sizeof(lkey), uuid, "decision");
     char token[64];
@@ -401,11 +393,8 @@ static int decide(cli_env_t *e, const char *uuid, const char *by, bool approve)
                         released + (long long)i, uuid);
                 continue;
             }
-            batch_msg_key(msgkey, sizeof(msgkey), job.mid);
-            char *claim = batch_claim_field(job.recipient), *sf = batch_state_field(job.recipient);
-            char *field = batch_job_field(job.mid, job.recipient);
-            bus_commit_hset(c, msgkey, sf, state);
-            bus_commit_hset(c, jkey, field, state);
+            batch_commit_copy(c, uuid, job.mid, job.recipient, state,
+                              approve ? BATCH_CLAIM_KEEP : BATCH_CLAIM_RELEASE);
             if (approve) {
                 free(job.initiator);
                 job.initiator = util_xstrdup(by); /* the operator who let it go */
@@ -413,8 +402,6 @@ static int decide(cli_env_t *e, const char *uuid, const char *by, bool approve)
                     fprintf(stderr, "clawback %s: %s\n", e->name, err);
                     rc = CLI_FAILURE;
                 }
-            } else {
-                bus_commit_hdel_if(c, msgkey, claim, uuid);
             }
             if (job.mid != last_mid) {
                 last_mid = job.mid;
@@ -428,9 +415,6 @@ static int decide(cli_env_t *e, const char *uuid, const char *by, bool approve)
                                      sizeof(err)) != 0)
                     rc = CLI_FAILURE;
             }
-            free(claim);
-            free(sf);
-            free(field);
             record_clear(&RECORD_DESC_job, &job);
             jobs++;
         }

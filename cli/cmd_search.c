@@ -357,8 +357,7 @@ int cli_cmd_search(cli_t *cli, int argc, char **argv)
         query_clear(&q);
         return CLI_FAILURE;
     }
-    mindex_options_t opts = {.retention_ms = cfg->index_retention_ms, .bucket_bits = (int)cfg->index_bucket_bits};
-    mindex_t *ix = mindex_new(redis, &opts);
+    mindex_t *ix = program_index(cfg, redis);
     search_print_t pr = {.json = json};
     if (json)
         fputs("[", stdout);

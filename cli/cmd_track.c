@@ -447,8 +447,7 @@ int cli_cmd_track(cli_t *cli, int argc, char **argv)
         config_destroy(&cfg);
         return CLI_FAILURE;
     }
-    mindex_options_t opts = {.retention_ms = cfg->index_retention_ms, .bucket_bits = (int)cfg->index_bucket_bits};
-    mindex_t *ix = mindex_new(redis, &opts);
+    mindex_t *ix = program_index(cfg, redis);
     track_t t = {.mid = mid};
     int rc = CLI_OK;
     if (track_read(&t, ix, redis) != 0) {

@@ -7,6 +7,7 @@
 #include <inttypes.h>
 #include <openssl/evp.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "util.h"
@@ -51,6 +52,27 @@ char *batch_claim_field(const char *rcpt)
 char *batch_state_field(const char *rcpt)
 {
     return batch_concat("state:", rcpt);
+}
+
+void batch_commit_copy(bus_commit_t *c, const char *uuid, int64_t mid, const char *rcpt, const char *state,
+                       batch_claim_t claim)
+{
+    char msgkey[48], jkey[96];
+    batch_msg_key(msgkey, sizeof(msgkey), mid);
+    batch_key(jkey, sizeof(jkey), uuid, "jobs");
+    char *claim_field = batch_claim_field(rcpt), *state_field = batch_state_field(rcpt);
+    char *job_field = batch_job_field(mid, rcpt);
+    if (claim == BATCH_CLAIM_GUARDED)
+        bus_commit_guard_field(c, msgkey, claim_field, uuid);
+    if (claim == BATCH_CLAIM_GUARDED || claim == BATCH_CLAIM_TAKE)
+        bus_commit_hset(c, msgkey, claim_field, uuid);
+    if (claim == BATCH_CLAIM_RELEASE)
+        bus_commit_hdel_if(c, msgkey, claim_field, uuid);
+    bus_commit_hset(c, msgkey, state_field, state);
+    bus_commit_hset(c, jkey, job_field, state);
+    free(claim_field);
+    free(state_field);
+    free(job_field);
 }
 
 /* batch_sha256 - the SHA-256 of s. */

@@ -26,6 +26,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "bus.h"
 #include "record.h"
 #include "strbuf.h"
 
@@ -58,6 +59,19 @@ char *batch_job_field(int64_t mid, const char *rcpt);
 /* batch_claim_field, batch_state_field - "job:<recipient>", "state:<recipient>". Caller frees. */
 char *batch_claim_field(const char *rcpt);
 char *batch_state_field(const char *rcpt);
+
+/* What batch_commit_copy does to a copy's claim (cb:msg:<mid> "job:<rcpt>"). */
+typedef enum {
+    BATCH_CLAIM_KEEP,    /* leave it as it is */
+    BATCH_CLAIM_GUARDED, /* take it, unless another batch holds it (then the commit is fenced) */
+    BATCH_CLAIM_TAKE,    /* take it whoever holds it (an operator's batch) */
+    BATCH_CLAIM_RELEASE, /* drop it if this batch holds it (rejected, failed) */
+} batch_claim_t;
+
+/* batch_commit_copy - in commit c: the state of the copy (mid, rcpt) of batch uuid, in its
+ * message's hash (cb:msg:<mid> "state:<rcpt>") and in the batch's job list, and its claim. */
+void batch_commit_copy(bus_commit_t *c, const char *uuid, int64_t mid, const char *rcpt, const char *state,
+                       batch_claim_t claim);
 
 /* batch_uuid_from - a UUID (version 8, RFC 9562) derived from seed by SHA-256: the same seed
  * (a verdict's record id) always names the same batch. */

@@ -45,3 +45,9 @@ redis_conn_t *program_redis(const config_t *cfg, char *err, size_t errsize)
     }
     return redis_conn_new(cfg->redis_url, *password ? password : NULL, cfg->redis_timeout_ms, err, errsize);
 }
+
+mindex_t *program_index(const config_t *cfg, redis_conn_t *redis)
+{
+    mindex_options_t opts = {.retention_ms = cfg->index_retention_ms, .bucket_bits = (int)cfg->index_bucket_bits};
+    return mindex_new(redis, &opts);
+}

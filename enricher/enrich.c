@@ -15,6 +15,7 @@
 #include "log.h"
 #include "mindex.h"
 #include "policy.h"
+#include "program.h"
 #include "strbuf.h"
 #include "url_canon.h"
 #include "url_unwrap.h"
@@ -78,8 +79,7 @@ enrich_t *enrich_new(const config_t *cfg, redis_conn_t *redis, char *err, size_t
     self->cfg = cfg;
     self->redis = redis;
     self->policy = policy;
-    mindex_options_t opts = {.retention_ms = cfg->index_retention_ms, .bucket_bits = (int)cfg->index_bucket_bits};
-    self->ix = mindex_new(redis, &opts);
+    self->ix = program_index(cfg, redis);
     log_info("enricher: %zu allowlist entries, %zu domain mappings, same-subject expansion %s (at most %lld "
              "messages), window %llds, approval above %lld messages",
              policy_allowlist_size(policy), cfg->ndomains, cfg->enricher_same_subject ? "on" : "off",
@@ -99,14 +99,27 @@ void enrich_destroy(enrich_t **selfp)
     *selfp = NULL;
 }
 
-static void plan_clear(plan_t *p)
+/* plan_forget - drop what a plan found (to plan the same verdict again). */
+static void plan_forget(plan_t *p)
 {
-    record_clear(&RECORD_DESC_verdict, &p->verdict);
     free(p->matches);
+    p->matches = NULL;
+    p->nmatches = 0;
     for (size_t i = 0; i < p->nrecs; i++)
         mindex_record_clear(&p->recs[i]);
     free(p->recs);
+    p->recs = NULL;
     free(p->jobs);
+    p->jobs = NULL;
+    p->nrecs = p->njobs = 0;
+    p->by_url = p->by_email_id = p->by_subject = p->too_old = p->outgoing = p->unmapped = p->action_none = 0;
+    strbuf_reset(&p->notes);
+}
+
+static void plan_clear(plan_t *p)
+{
+    record_clear(&RECORD_DESC_verdict, &p->verdict);
+    plan_forget(p);
     strbuf_release(&p->notes);
 }
 
@@ -489,14 +502,7 @@ static bus_status_t plan_commit_chunk(enrich_t *self, plan_t *p, bus_t *bus, con
         const mindex_record_t *r = &p->recs[j->rec];
         const char *rcpt = r->rcpts[j->rcpt].address;
         batch_msg_key(msgkey, sizeof(msgkey), r->mid);
-        char *claim = batch_claim_field(rcpt), *state = batch_state_field(rcpt), *field = batch_job_field(r->mid, rcpt);
-        bus_commit_guard_field(c, msgkey, claim, p->uuid);
-        bus_commit_hset(c, msgkey, claim, p->uuid);
-        bus_commit_hset(c, msgkey, state, job_state);
-        bus_commit_hset(c, jkey, field, job_state);
-        free(claim);
-        free(state);
-        free(field);
+        batch_commit_copy(c, p->uuid, r->mid, rcpt, job_state, BATCH_CLAIM_GUARDED);
         record_job_t job;
         plan_job_record(p, j, &job);
         if (p->held) {
@@ -708,18 +714,7 @@ int enrich_verdict(enrich_t *self, bus_t *bus, const bus_delivery_t *d)
             }
             /* another enricher claimed some of these copies meanwhile: plan again */
             log_info("enricher: verdict %s: copies claimed meanwhile by another batch; planning again", v->id);
-            free(p.matches);
-            p.matches = NULL;
-            p.nmatches = 0;
-            for (size_t i = 0; i < p.nrecs; i++)
-                mindex_record_clear(&p.recs[i]);
-            free(p.recs);
-            p.recs = NULL;
-            free(p.jobs);
-            p.jobs = NULL;
-            p.nrecs = p.njobs = 0;
-            p.by_url = p.by_email_id = p.by_subject = p.too_old = p.outgoing = p.unmapped = p.action_none = 0;
-            strbuf_reset(&p.notes);
+            plan_forget(&p);
         }
     }
     plan_clear(&p);

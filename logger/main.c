@@ -142,14 +142,10 @@ static int logger_on_result(bus_t *bus, const bus_delivery_t *delivery, void *st
         batch_msg_key(msgkey, sizeof(msgkey), r.mid);
         batch_key(bkey, sizeof(bkey), r.batch, NULL);
         batch_key(jkey, sizeof(jkey), r.batch, "jobs");
-        char *statef = batch_state_field(r.recipient), *claimf = batch_claim_field(r.recipient);
-        char *jobf = batch_job_field(r.mid, r.recipient);
         bus_commit_t *c = bus_commit_new(bus, delivery);
-        bus_commit_hset(c, msgkey, statef, r.status);
-        if (!ok)
-            bus_commit_hdel_if(c, msgkey, claimf, r.batch); /* a later verdict may try again */
+        /* a failed copy's claim is released: a later verdict may try again */
+        batch_commit_copy(c, r.batch, r.mid, r.recipient, r.status, ok ? BATCH_CLAIM_KEEP : BATCH_CLAIM_RELEASE);
         bus_commit_pexpire(c, msgkey, logger->ttl_ms);
-        bus_commit_hset(c, jkey, jobf, r.status);
         bus_commit_pexpire(c, jkey, logger->ttl_ms);
         bus_commit_hincrby(c, bkey, r.status, 1);
         bus_commit_pexpire(c, bkey, logger->ttl_ms);
@@ -157,9 +153,6 @@ static int logger_on_result(bus_t *bus, const bus_delivery_t *delivery, void *st
         snprintf(id, sizeof(id), "r:%s", r.id);
         logger_track(logger, c, r.mid, r.time_ms, id, processed.data);
         rc = logger_commit(bus, &c, delivery);
-        free(statef);
-        free(claimf);
-        free(jobf);
     }
     strbuf_release(&processed);
     for (int i = 0; i < 3; i++)

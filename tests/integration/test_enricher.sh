@@ -202,7 +202,9 @@ TZ=UTC "${CB[@]}" track "$GONE" | grep -A1 '^Last State' | grep -q 'Not found (g
 # another verdict tries the failed copy again, not the not-found one
 verdict --id v-gone-2 --feed other --value "http://gone.example/"
 wait_until 20 "the retry" at_least 10 answered
-[ "$(batch_of "$GONE" broken@corp.example)" = "" ] || true
+RETRY=$(verdict_batch v-gone-2)
+[ -n "$(rcli hget "cb:batch:$RETRY:jobs" "$GONE broken@corp.example")" ] || fail "the failed copy was not retried"
+[ -z "$(rcli hget "cb:batch:$RETRY:jobs" "$GONE gone@corp.example")" ] || fail "the not-found copy was retried"
 [ "$(answered)" = 10 ] || fail "$(answered) jobs: only the failed copy should be retried"
 echo ok
 
