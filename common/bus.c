@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "strbuf.h"
 #include "util.h"
 
 #define BUS_GROUP "dispatch"
@@ -107,6 +108,40 @@ struct bus {
     char errstr[512];
 };
 
+/* An argument of a commit's operation: len bytes at off in the commit's arena. */
+typedef struct {
+    size_t off, len;
+} bus_arg_t;
+
+#define BUS_OP_MAX_ARGS 2000 /* arguments of one operation (one redis.call; Lua's stack is 8000) */
+
+/* One Redis operation of a commit. Guards: 'g' GET key must equal args[0]; 'f' each hash field
+ * args[1..] of key must be absent or equal args[0]. Outputs ('x'): args[0] the reason (dead
+ * letters), then (record id, payload) pairs, XADDed to key (maxlen 0: capped by max_waiting;
+ * > 0: trimmed, never full). Writes: 'h' HSET key (field, value)..., 'z' ZADD key (score,
+ * member)..., 'r' RPUSH key value..., 'i' HINCRBY key field delta, 'n' HSETNX key field value,
+ * 'd' HDEL key field when it holds value. Writes of one mergeable op to one key in a row join
+ * one operation: exact, since operations on different keys commute. */
+typedef struct {
+    char op;
+    size_t key; /* index into the commit's keys */
+    int64_t maxlen;
+    bus_arg_t *args;
+    size_t nargs, cap;
+} bus_op_t;
+
+typedef struct {
+    bus_op_t *v;
+    size_t n, cap;
+} bus_ops_t;
+
+/* A key a commit touches (each passed to the script once). */
+typedef struct {
+    size_t name, name_len;                     /* in the arena */
+    size_t last_guard, last_output, last_write; /* the key's latest operation of each list, or SIZE_MAX */
+    int64_t ttl_ms;                            /* PEXPIRE after the writes; -1: none */
+} bus_key_t;
+
 struct bus_commit {
     bus_t *bus;
     bool duplicate_only; /* only acknowledge the input if it is a duplicate */
@@ -114,29 +149,14 @@ struct bus_commit {
     bool has_input;
     char input_edge[BUS_MAX_EDGE + 1];
     char *input_entry, *input_record;
-    zlistx_t *outputs; /* bus_output_t* */
-    zlistx_t *writes;  /* bus_write_t*: state written with the outputs */
-    zlistx_t *guards;  /* bus_write_t* (op 'g'): conditions the commit needs */
+    strbuf_t arena;       /* every key and argument */
+    bus_key_t *keys;
+    size_t nkeys, keys_cap;
+    zhashx_t *key_index;  /* key -> index + 1 */
+    bus_ops_t guards, outputs, writes;
+    size_t nrecords;
+    msgpack_sbuffer scratch; /* bus_commit_add_record's encoding */
 };
-
-typedef struct {
-    char key[96];
-    char *record_id;
-    char *payload;
-    size_t len;
-    int64_t maxlen; /* 0: capped by max_waiting; >0: trimmed, never full */
-    char *why;
-} bus_output_t;
-
-/* A state write or guard: op 'h' HSET key a b, 'i' HINCRBY key a b, 'z' ZADD key a(score) b,
- * 'n' HSETNX key a b, 'r' RPUSH key a (binary, alen bytes), 'e' PEXPIRE key a, 'd' HDEL key a
- * when its value is b; guards: 'g' GET key must equal a, 'f' hash field a of key must be absent
- * or equal b. */
-typedef struct {
-    char op;
-    char *key, *a, *b;
-    size_t alen; /* for 'r'; 0: strlen(a) */
-} bus_write_t;
 
 static void bus_set_error(bus_t *self, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void bus_set_error(bus_t *self, const char *fmt, ...)
@@ -254,6 +274,12 @@ static void bus_delete_item(zlistx_t *list, void *item)
 
 /* ---------------------------------------------------------------- commits */
 
+/* The commit script. ARGV: group, input entry, input record id, now, max_waiting, number of
+ * output groups, number of writes, duplicate-only, number of guards; then the guards, the
+ * output groups and the writes, each "key index, op, n, n arguments" (an output group: "key
+ * index, maxlen, why, n, n x (record id, payload)"). Every operation is one redis.call with all
+ * its arguments (HSET of many fields, HMGET of many guarded fields, ...), so a commit of
+ * thousands of records costs thousands of Redis calls, not tens of thousands. */
 static redis_script_t BUS_COMMIT_SCRIPT = {
     .source =
         "local group, entry, rid = ARGV[1], ARGV[2], ARGV[3]\n"
@@ -268,51 +294,50 @@ static redis_script_t BUS_COMMIT_SCRIPT = {
         "  if #redis.call('XRANGE', KEYS[1], entry, entry) == 0 then return 4 end\n"
         "  return 3\n"
         "end\n"
-        "local base = 10\n"
-        "for i = 0, nguard - 1 do\n"
-        "  local o = base + i * 4\n"
-        "  local k = KEYS[tonumber(ARGV[o])]\n"
-        "  if ARGV[o + 1] == 'g' then\n"
-        "    if redis.call('GET', k) ~= ARGV[o + 2] then return 5 end\n"
+        "local o = 10\n"
+        "for i = 1, nguard do\n"
+        "  local k, op, n = KEYS[tonumber(ARGV[o])], ARGV[o + 1], tonumber(ARGV[o + 2])\n"
+        "  local want = ARGV[o + 3]\n"
+        "  if op == 'g' then\n"
+        "    if redis.call('GET', k) ~= want then return 5 end\n"
         "  else\n"
-        "    local v = redis.call('HGET', k, ARGV[o + 2])\n"
-        "    if v and v ~= ARGV[o + 3] then return 5 end\n"
+        "    local got = redis.call('HMGET', k, unpack(ARGV, o + 4, o + 2 + n))\n"
+        "    for j = 1, n - 1 do\n"
+        "      if got[j] and got[j] ~= want then return 5 end\n"
+        "    end\n"
         "  end\n"
+        "  o = o + 3 + n\n"
         "end\n"
-        "base = base + nguard * 4\n"
-        "local checked = {}\n"
-        "for i = 0, nout - 1 do\n"
-        "  local o = base + i * 5\n"
-        "  local k = KEYS[tonumber(ARGV[o])]\n"
-        "  if tonumber(ARGV[o + 3]) == 0 and not checked[k] then\n"
+        "local outputs, checked = o, {}\n"
+        "for i = 1, nout do\n"
+        "  local k, maxlen, n = KEYS[tonumber(ARGV[o])], tonumber(ARGV[o + 1]), tonumber(ARGV[o + 3])\n"
+        "  if maxlen == 0 and not checked[k] then\n"
         "    checked[k] = true\n"
         "    if redis.call('XLEN', k) >= maxw then return 2 end\n"
         "  end\n"
+        "  o = o + 4 + 2 * n\n"
         "end\n"
-        "for i = 0, nout - 1 do\n"
-        "  local o = base + i * 5\n"
-        "  local k = KEYS[tonumber(ARGV[o])]\n"
-        "  local maxlen = tonumber(ARGV[o + 3])\n"
-        "  if maxlen > 0 then\n"
-        "    redis.call('XADD', k, 'MAXLEN', '~', maxlen, '*', 'i', ARGV[o + 1], 'r', ARGV[o + 2], 'why', ARGV[o + 4])\n"
-        "  else\n"
-        "    redis.call('XADD', k, '*', 'i', ARGV[o + 1], 'r', ARGV[o + 2])\n"
+        "o = outputs\n"
+        "for i = 1, nout do\n"
+        "  local k, maxlen, why, n = KEYS[tonumber(ARGV[o])], tonumber(ARGV[o + 1]), ARGV[o + 2], tonumber(ARGV[o + 3])\n"
+        "  for j = o + 4, o + 2 + 2 * n, 2 do\n"
+        "    if maxlen > 0 then\n"
+        "      redis.call('XADD', k, 'MAXLEN', '~', maxlen, '*', 'i', ARGV[j], 'r', ARGV[j + 1], 'why', why)\n"
+        "    else\n"
+        "      redis.call('XADD', k, '*', 'i', ARGV[j], 'r', ARGV[j + 1])\n"
+        "    end\n"
         "  end\n"
+        "  o = o + 4 + 2 * n\n"
         "end\n"
-        "base = base + nout * 5\n"
-        "local ops = {h = 'HSET', i = 'HINCRBY', z = 'ZADD', n = 'HSETNX'}\n"
-        "for i = 0, nset - 1 do\n"
-        "  local o = base + i * 4\n"
-        "  local op, k = ARGV[o + 1], KEYS[tonumber(ARGV[o])]\n"
-        "  if op == 'e' then\n"
-        "    redis.call('PEXPIRE', k, ARGV[o + 2])\n"
-        "  elseif op == 'r' then\n"
-        "    redis.call('RPUSH', k, ARGV[o + 2])\n"
-        "  elseif op == 'd' then\n"
-        "    if redis.call('HGET', k, ARGV[o + 2]) == ARGV[o + 3] then redis.call('HDEL', k, ARGV[o + 2]) end\n"
+        "local ops = {h = 'HSET', i = 'HINCRBY', z = 'ZADD', n = 'HSETNX', r = 'RPUSH', e = 'PEXPIRE'}\n"
+        "for i = 1, nset do\n"
+        "  local k, op, n = KEYS[tonumber(ARGV[o])], ARGV[o + 1], tonumber(ARGV[o + 2])\n"
+        "  if op == 'd' then\n"
+        "    if redis.call('HGET', k, ARGV[o + 3]) == ARGV[o + 4] then redis.call('HDEL', k, ARGV[o + 3]) end\n"
         "  else\n"
-        "    redis.call(ops[op], k, ARGV[o + 2], ARGV[o + 3])\n"
+        "    redis.call(ops[op], k, unpack(ARGV, o + 3, o + 2 + n))\n"
         "  end\n"
+        "  o = o + 3 + n\n"
         "end\n"
         "if entry ~= '' then\n"
         "  redis.call('ZADD', KEYS[2], now, rid)\n"
@@ -321,30 +346,6 @@ static redis_script_t BUS_COMMIT_SCRIPT = {
         "end\n"
         "return 0\n",
 };
-
-static void bus_output_destroy(void **item)
-{
-    bus_output_t *o = *item;
-    if (o) {
-        free(o->record_id);
-        free(o->payload);
-        free(o->why);
-        free(o);
-        *item = NULL;
-    }
-}
-
-static void bus_write_destroy(void **item)
-{
-    bus_write_t *w = *item;
-    if (w) {
-        free(w->key);
-        free(w->a);
-        free(w->b);
-        free(w);
-        *item = NULL;
-    }
-}
 
 bus_commit_t *bus_commit_new(bus_t *self, const bus_delivery_t *input)
 {
@@ -356,13 +357,17 @@ bus_commit_t *bus_commit_new(bus_t *self, const bus_delivery_t *input)
         c->input_entry = util_xstrdup(input->entry_id);
         c->input_record = util_xstrdup(input->record_id);
     }
-    c->outputs = zlistx_new();
-    zlistx_set_destructor(c->outputs, bus_output_destroy);
-    c->writes = zlistx_new();
-    zlistx_set_destructor(c->writes, bus_write_destroy);
-    c->guards = zlistx_new();
-    zlistx_set_destructor(c->guards, bus_write_destroy);
+    strbuf_init(&c->arena, 0);
+    c->key_index = zhashx_new();
+    msgpack_sbuffer_init(&c->scratch);
     return c;
+}
+
+static void bus_ops_free(bus_ops_t *ops)
+{
+    for (size_t i = 0; i < ops->n; i++)
+        free(ops->v[i].args);
+    free(ops->v);
 }
 
 void bus_commit_destroy(bus_commit_t **cp)
@@ -372,26 +377,122 @@ void bus_commit_destroy(bus_commit_t **cp)
     bus_commit_t *c = *cp;
     free(c->input_entry);
     free(c->input_record);
-    zlistx_destroy(&c->outputs);
-    zlistx_destroy(&c->writes);
-    zlistx_destroy(&c->guards);
+    strbuf_release(&c->arena);
+    zhashx_destroy(&c->key_index);
+    free(c->keys);
+    bus_ops_free(&c->guards);
+    bus_ops_free(&c->outputs);
+    bus_ops_free(&c->writes);
+    msgpack_sbuffer_destroy(&c->scratch);
     free(c);
     *cp = NULL;
 }
 
-/* bus_commit_add_to_key - add an output to a stream key (maxlen 0: a capped edge). */
+/* bus_commit_key - the index of key among the commit's keys (added on first use). */
+static size_t bus_commit_key(bus_commit_t *c, const char *key)
+{
+    void *found = zhashx_lookup(c->key_index, key);
+    if (found)
+        return (size_t)(uintptr_t)found - 1;
+    if (c->nkeys == c->keys_cap) {
+        c->keys_cap = c->keys_cap ? c->keys_cap * 2 : 16;
+        c->keys = util_xrealloc(c->keys, c->keys_cap * sizeof(*c->keys));
+    }
+    bus_key_t *k = &c->keys[c->nkeys];
+    memset(k, 0, sizeof(*k));
+    k->name = c->arena.len;
+    k->name_len = strlen(key);
+    strbuf_append(&c->arena, key, k->name_len + 1);
+    k->last_guard = k->last_output = k->last_write = SIZE_MAX;
+    k->ttl_ms = -1;
+    zhashx_insert(c->key_index, key, (void *)(uintptr_t)(c->nkeys + 1));
+    return c->nkeys++;
+}
+
+/* bus_arena_add - copy n bytes into the arena; their place. */
+static bus_arg_t bus_arena_add(bus_commit_t *c, const void *data, size_t n)
+{
+    bus_arg_t a = {c->arena.len, n};
+    strbuf_append(&c->arena, data, n);
+    return a;
+}
+
+/* bus_op_push - append an argument to op. */
+static void bus_op_push(bus_op_t *op, bus_arg_t arg)
+{
+    if (op->nargs == op->cap) {
+        op->cap = op->cap ? op->cap * 2 : 4;
+        op->args = util_xrealloc(op->args, op->cap * sizeof(*op->args));
+    }
+    op->args[op->nargs++] = arg;
+}
+
+/* bus_ops_new - a new operation at the end of ops. */
+static bus_op_t *bus_ops_new(bus_ops_t *ops, char op, size_t key)
+{
+    if (ops->n == ops->cap) {
+        ops->cap = ops->cap ? ops->cap * 2 : 8;
+        ops->v = util_xrealloc(ops->v, ops->cap * sizeof(*ops->v));
+    }
+    bus_op_t *o = &ops->v[ops->n++];
+    memset(o, 0, sizeof(*o));
+    o->op = op;
+    o->key = key;
+    return o;
+}
+
+/* bus_arg_equal - whether an argument holds s. */
+static bool bus_arg_equal(const bus_commit_t *c, bus_arg_t a, const char *s, size_t n)
+{
+    return a.len == n && memcmp(c->arena.data + a.off, s, n) == 0;
+}
+
+/* bus_commit_write - add a write of op to key with its arguments; a write of a mergeable op
+ * (HSET, ZADD, RPUSH) joins the key's previous write when that is the same op. */
+static void bus_commit_write(bus_commit_t *c, char op, const char *key, const void *a, size_t alen, const char *b)
+{
+    size_t k = bus_commit_key(c, key);
+    bus_key_t *kk = &c->keys[k];
+    bool mergeable = op == 'h' || op == 'z' || op == 'r';
+    bus_op_t *w = NULL;
+    if (mergeable && kk->last_write != SIZE_MAX) {
+        bus_op_t *last = &c->writes.v[kk->last_write];
+        if (last->op == op && last->nargs + 2 <= BUS_OP_MAX_ARGS)
+            w = last;
+    }
+    if (!w) {
+        w = bus_ops_new(&c->writes, op, k);
+        kk->last_write = c->writes.n - 1;
+    }
+    bus_op_push(w, bus_arena_add(c, a, alen));
+    if (b)
+        bus_op_push(w, bus_arena_add(c, b, strlen(b)));
+}
+
+/* bus_commit_add_to_key - add an output to a stream key (maxlen 0: a capped edge); outputs to
+ * one stream with the same maxlen and reason form one group. */
 static void bus_commit_add_to_key(bus_commit_t *c, const char *key, const char *record_id, const void *payload,
                                   size_t len, int64_t maxlen, const char *why)
 {
-    bus_output_t *o = util_xcalloc(1, sizeof(*o));
-    util_strlcpy(o->key, key, sizeof(o->key));
-    o->record_id = util_xstrdup(record_id);
-    o->payload = util_xmalloc(len + 1);
-    memcpy(o->payload, payload, len);
-    o->len = len;
-    o->maxlen = maxlen;
-    o->why = util_xstrdup(why ? why : "");
-    zlistx_add_end(c->outputs, o);
+    size_t k = bus_commit_key(c, key);
+    bus_key_t *kk = &c->keys[k];
+    why = why ? why : "";
+    bus_op_t *o = NULL;
+    if (kk->last_output != SIZE_MAX) {
+        bus_op_t *last = &c->outputs.v[kk->last_output];
+        if (last->maxlen == maxlen && bus_arg_equal(c, last->args[0], why, strlen(why)) &&
+            last->nargs + 2 <= BUS_OP_MAX_ARGS)
+            o = last;
+    }
+    if (!o) {
+        o = bus_ops_new(&c->outputs, 'x', k);
+        o->maxlen = maxlen;
+        bus_op_push(o, bus_arena_add(c, why, strlen(why)));
+        kk->last_output = c->outputs.n - 1;
+    }
+    bus_op_push(o, bus_arena_add(c, record_id, strlen(record_id)));
+    bus_op_push(o, bus_arena_add(c, payload, len));
+    c->nrecords++;
 }
 
 int bus_commit_add(bus_commit_t *c, const char *edge, const char *record_id, const void *payload, size_t len)
@@ -413,85 +514,88 @@ int bus_commit_add(bus_commit_t *c, const char *edge, const char *record_id, con
 int bus_commit_add_record(bus_commit_t *c, const char *edge, const record_desc_t *desc, const void *record,
                           char *err, size_t errsize)
 {
-    msgpack_sbuffer buf;
-    msgpack_sbuffer_init(&buf);
-    int rc = record_encode(desc, record, &buf, err, errsize);
-    if (rc == 0 && bus_commit_add(c, edge, ((const record_verdict_t *)record)->id, buf.data, buf.size) < 0) {
+    msgpack_sbuffer_clear(&c->scratch);
+    int rc = record_encode(desc, record, &c->scratch, err, errsize);
+    if (rc == 0 && bus_commit_add(c, edge, ((const record_verdict_t *)record)->id, c->scratch.data, c->scratch.size) < 0) {
         snprintf(err, errsize, "%s", bus_errstr(c->bus));
         rc = -1;
     }
-    msgpack_sbuffer_destroy(&buf);
     return rc;
-}
-
-/* bus_commit_add_write - queue a state write or guard. */
-static void bus_commit_add_write(zlistx_t *list, char op, const char *key, const char *a, const char *b)
-{
-    bus_write_t *w = util_xcalloc(1, sizeof(*w));
-    w->op = op;
-    w->key = util_xstrdup(key);
-    w->a = util_xstrdup(a);
-    w->b = util_xstrdup(b ? b : "");
-    zlistx_add_end(list, w);
 }
 
 void bus_commit_hset(bus_commit_t *c, const char *key, const char *field, const char *value)
 {
-    bus_commit_add_write(c->writes, 'h', key, field, value);
+    bus_commit_write(c, 'h', key, field, strlen(field), value);
 }
 
 void bus_commit_hincrby(bus_commit_t *c, const char *key, const char *field, int64_t delta)
 {
     char n[24];
     snprintf(n, sizeof(n), "%lld", (long long)delta);
-    bus_commit_add_write(c->writes, 'i', key, field, n);
+    bus_commit_write(c, 'i', key, field, strlen(field), n);
 }
 
 void bus_commit_zadd(bus_commit_t *c, const char *key, int64_t score, const char *member)
 {
     char n[24];
     snprintf(n, sizeof(n), "%lld", (long long)score);
-    bus_commit_add_write(c->writes, 'z', key, n, member);
+    bus_commit_write(c, 'z', key, n, strlen(n), member);
 }
 
 void bus_commit_hsetnx(bus_commit_t *c, const char *key, const char *field, const char *value)
 {
-    bus_commit_add_write(c->writes, 'n', key, field, value);
+    bus_commit_write(c, 'n', key, field, strlen(field), value);
 }
 
 void bus_commit_rpush(bus_commit_t *c, const char *key, const void *value, size_t len)
 {
-    bus_write_t *w = util_xcalloc(1, sizeof(*w));
-    w->op = 'r';
-    w->key = util_xstrdup(key);
-    w->a = util_xmalloc(len + 1);
-    memcpy(w->a, value, len);
-    w->a[len] = '\0';
-    w->alen = len;
-    w->b = util_xstrdup("");
-    zlistx_add_end(c->writes, w);
+    bus_commit_write(c, 'r', key, value, len, NULL);
 }
 
 void bus_commit_pexpire(bus_commit_t *c, const char *key, int64_t ttl_ms)
 {
-    char n[24];
-    snprintf(n, sizeof(n), "%lld", (long long)ttl_ms);
-    bus_commit_add_write(c->writes, 'e', key, n, NULL);
+    c->keys[bus_commit_key(c, key)].ttl_ms = ttl_ms;
 }
 
 void bus_commit_hdel_if(bus_commit_t *c, const char *key, const char *field, const char *value)
 {
-    bus_commit_add_write(c->writes, 'd', key, field, value);
+    bus_commit_write(c, 'd', key, field, strlen(field), value);
+}
+
+/* bus_commit_add_guard - a guard; field guards on one key with the same value form one HMGET. */
+static void bus_commit_add_guard(bus_commit_t *c, char op, const char *key, const char *value, const char *field)
+{
+    size_t k = bus_commit_key(c, key);
+    bus_key_t *kk = &c->keys[k];
+    bus_op_t *g = NULL;
+    if (op == 'f' && kk->last_guard != SIZE_MAX) {
+        bus_op_t *last = &c->guards.v[kk->last_guard];
+        if (last->op == 'f' && bus_arg_equal(c, last->args[0], value, strlen(value)) &&
+            last->nargs + 1 <= BUS_OP_MAX_ARGS)
+            g = last;
+    }
+    if (!g) {
+        g = bus_ops_new(&c->guards, op, k);
+        bus_op_push(g, bus_arena_add(c, value, strlen(value)));
+        kk->last_guard = c->guards.n - 1;
+    }
+    if (field)
+        bus_op_push(g, bus_arena_add(c, field, strlen(field)));
 }
 
 void bus_commit_guard(bus_commit_t *c, const char *key, const char *value)
 {
-    bus_commit_add_write(c->guards, 'g', key, value, NULL);
+    bus_commit_add_guard(c, 'g', key, value, NULL);
 }
 
 void bus_commit_guard_field(bus_commit_t *c, const char *key, const char *field, const char *value)
 {
-    bus_commit_add_write(c->guards, 'f', key, field, value);
+    bus_commit_add_guard(c, 'f', key, value, field);
+}
+
+size_t bus_commit_records(const bus_commit_t *c)
+{
+    return c->nrecords;
 }
 
 /* bus_note_failed_commit - remember that a commit consuming the delivery being handled failed,
@@ -513,6 +617,40 @@ static void bus_mark_no_room(bus_t *self, const char *key)
     }
 }
 
+/* The argument vector of a commit being run. */
+typedef struct {
+    const char **argv;
+    size_t *lens;
+    size_t n;
+    char (*numbers)[24];
+    size_t nnum;
+} bus_argv_t;
+
+static void bus_argv_str(bus_argv_t *v, const char *s, size_t n)
+{
+    v->argv[v->n] = s;
+    v->lens[v->n++] = n;
+}
+
+static void bus_argv_num(bus_argv_t *v, long long value)
+{
+    int n = snprintf(v->numbers[v->nnum], sizeof(v->numbers[0]), "%lld", value);
+    bus_argv_str(v, v->numbers[v->nnum++], (size_t)n);
+}
+
+/* bus_argv_ops - the arguments of a list of operations (the guards or the writes). */
+static void bus_argv_ops(bus_argv_t *v, const bus_commit_t *c, const bus_ops_t *ops)
+{
+    for (size_t i = 0; i < ops->n; i++) {
+        const bus_op_t *o = &ops->v[i];
+        bus_argv_num(v, (long long)o->key + 3);
+        bus_argv_str(v, &o->op, 1);
+        bus_argv_num(v, (long long)o->nargs);
+        for (size_t j = 0; j < o->nargs; j++)
+            bus_argv_str(v, c->arena.data + o->args[j].off, o->args[j].len);
+    }
+}
+
 bus_status_t bus_commit_run(bus_commit_t *c)
 {
     bus_t *self = c->bus;
@@ -520,87 +658,67 @@ bus_status_t bus_commit_run(bus_commit_t *c)
         bus_note_failed_commit(self, c);
         return BUS_ERROR; /* bus_commit_add said why */
     }
-    size_t nout = zlistx_size(c->outputs), nset = zlistx_size(c->writes), nguard = zlistx_size(c->guards);
-    size_t nkeys = 2 + nout + nset + nguard;
-    size_t nargs = 9 + nout * 5 + nset * 4 + nguard * 4;
-    size_t total = nkeys + nargs;
-    const char **argv = util_xcalloc(total, sizeof(*argv));
-    size_t *lens = util_xcalloc(total, sizeof(*lens));
-    char (*numbers)[24] = util_xcalloc(nout + 8, sizeof(*numbers));
-    size_t nnum = 0, k = 0, a = nkeys;
+    /* the time-to-live changes run after every other write */
+    static const char expire_op = 'e';
+    size_t nexpire = 0;
+    for (size_t k = 0; k < c->nkeys; k++)
+        nexpire += c->keys[k].ttl_ms >= 0;
+    size_t total = 2 + c->nkeys + 9 + nexpire * 4;
+    size_t nops = c->guards.n + c->outputs.n + c->writes.n + nexpire;
+    const bus_ops_t *lists[] = {&c->guards, &c->outputs, &c->writes};
+    for (size_t l = 0; l < 3; l++)
+        for (size_t i = 0; i < lists[l]->n; i++)
+            total += 4 + lists[l]->v[i].nargs;
+    bus_argv_t v = {
+        .argv = util_xcalloc(total, sizeof(*v.argv)),
+        .lens = util_xcalloc(total, sizeof(*v.lens)),
+        .numbers = util_xcalloc(nops * 3 + 16, sizeof(*v.numbers)), /* at most 3 per operation */
+    };
     char in_stream[96] = "", in_done[96] = "";
-
-#define BUS_ARG_NUM(value)                                                                         \
-    do {                                                                                           \
-        snprintf(numbers[nnum], sizeof(numbers[0]), "%lld", (long long)(value));                 \
-        argv[a] = numbers[nnum++];                                                                 \
-        lens[a] = strlen(argv[a]);                                                                 \
-        a++;                                                                                       \
-    } while (0)
-#define BUS_ARG_STR(s, n)                                                                          \
-    do {                                                                                           \
-        argv[a] = (s);                                                                             \
-        lens[a] = (n);                                                                             \
-        a++;                                                                                       \
-    } while (0)
-
-    if (c->has_input) {
-        bus_key(in_stream, sizeof(in_stream), c->input_edge, "q");
-        bus_key(in_done, sizeof(in_done), c->input_edge, "done");
-    } else {
-        bus_key(in_stream, sizeof(in_stream), "-", "q"); /* unused placeholders */
-        bus_key(in_done, sizeof(in_done), "-", "done");
+    bus_key(in_stream, sizeof(in_stream), c->has_input ? c->input_edge : "-", "q"); /* "-": unused placeholders */
+    bus_key(in_done, sizeof(in_done), c->has_input ? c->input_edge : "-", "done");
+    bus_argv_str(&v, in_stream, strlen(in_stream));
+    bus_argv_str(&v, in_done, strlen(in_done));
+    for (size_t k = 0; k < c->nkeys; k++)
+        bus_argv_str(&v, c->arena.data + c->keys[k].name, c->keys[k].name_len);
+    size_t nkeys = v.n;
+    bus_argv_str(&v, BUS_GROUP, strlen(BUS_GROUP));
+    bus_argv_str(&v, c->has_input ? c->input_entry : "", c->has_input ? strlen(c->input_entry) : 0);
+    bus_argv_str(&v, c->has_input ? c->input_record : "", c->has_input ? strlen(c->input_record) : 0);
+    bus_argv_num(&v, (long long)util_now_ms());
+    bus_argv_num(&v, (long long)self->max_waiting);
+    bus_argv_num(&v, (long long)c->outputs.n);
+    bus_argv_num(&v, (long long)(c->writes.n + nexpire));
+    bus_argv_str(&v, c->duplicate_only ? "1" : "0", 1);
+    bus_argv_num(&v, (long long)c->guards.n);
+    bus_argv_ops(&v, c, &c->guards);
+    for (size_t i = 0; i < c->outputs.n; i++) {
+        const bus_op_t *o = &c->outputs.v[i];
+        bus_argv_num(&v, (long long)o->key + 3);
+        bus_argv_num(&v, (long long)o->maxlen);
+        for (size_t j = 0; j < o->nargs; j++) {
+            bus_argv_str(&v, c->arena.data + o->args[j].off, o->args[j].len);
+            if (j == 0)
+                bus_argv_num(&v, (long long)(o->nargs - 1) / 2);
+        }
     }
-    argv[k] = in_stream, lens[k] = strlen(in_stream), k++;
-    argv[k] = in_done, lens[k] = strlen(in_done), k++;
-    BUS_ARG_STR(BUS_GROUP, strlen(BUS_GROUP));
-    BUS_ARG_STR(c->has_input ? c->input_entry : "", c->has_input ? strlen(c->input_entry) : 0);
-    BUS_ARG_STR(c->has_input ? c->input_record : "", c->has_input ? strlen(c->input_record) : 0);
-    BUS_ARG_NUM(util_now_ms());
-    BUS_ARG_NUM(self->max_waiting);
-    BUS_ARG_NUM(nout);
-    BUS_ARG_NUM(nset);
-    BUS_ARG_STR(c->duplicate_only ? "1" : "0", 1);
-    BUS_ARG_NUM(nguard);
-    char (*keyidx)[24] = util_xcalloc(nout + nset + nguard + 1, sizeof(*keyidx));
-    size_t nidx = 0;
-    for (bus_write_t *g = zlistx_first(c->guards); g; g = zlistx_next(c->guards)) {
-        argv[k] = g->key, lens[k] = strlen(g->key), k++;
-        snprintf(keyidx[nidx], sizeof(keyidx[0]), "%zu", k);
-        BUS_ARG_STR(keyidx[nidx], strlen(keyidx[nidx]));
-        nidx++;
-        BUS_ARG_STR(&g->op, 1);
-        BUS_ARG_STR(g->a, strlen(g->a));
-        BUS_ARG_STR(g->b, strlen(g->b));
+    bus_argv_ops(&v, c, &c->writes);
+    for (size_t k = 0; k < c->nkeys; k++) {
+        if (c->keys[k].ttl_ms < 0)
+            continue;
+        bus_argv_num(&v, (long long)k + 3);
+        bus_argv_str(&v, &expire_op, 1);
+        bus_argv_num(&v, 1);
+        bus_argv_num(&v, (long long)c->keys[k].ttl_ms);
     }
-    for (bus_output_t *o = zlistx_first(c->outputs); o; o = zlistx_next(c->outputs)) {
-        argv[k] = o->key, lens[k] = strlen(o->key), k++;
-        snprintf(keyidx[nidx], sizeof(keyidx[0]), "%zu", k);
-        BUS_ARG_STR(keyidx[nidx], strlen(keyidx[nidx]));
-        nidx++;
-        BUS_ARG_STR(o->record_id, strlen(o->record_id));
-        BUS_ARG_STR(o->payload, o->len);
-        BUS_ARG_NUM(o->maxlen);
-        BUS_ARG_STR(o->why, strlen(o->why));
-    }
-    for (bus_write_t *w = zlistx_first(c->writes); w; w = zlistx_next(c->writes)) {
-        argv[k] = w->key, lens[k] = strlen(w->key), k++;
-        snprintf(keyidx[nidx], sizeof(keyidx[0]), "%zu", k);
-        BUS_ARG_STR(keyidx[nidx], strlen(keyidx[nidx]));
-        nidx++;
-        BUS_ARG_STR(&w->op, 1);
-        BUS_ARG_STR(w->a, w->alen ? w->alen : strlen(w->a));
-        BUS_ARG_STR(w->b, strlen(w->b));
-    }
-#undef BUS_ARG_NUM
-#undef BUS_ARG_STR
 
     bus_status_t status = BUS_ERROR;
-    redisReply *r = redis_conn_eval(self->redis, &BUS_COMMIT_SCRIPT, (int)nkeys, (int)total, argv, lens);
+    redisReply *r = redis_conn_eval(self->redis, &BUS_COMMIT_SCRIPT, (int)nkeys, (int)v.n, v.argv, v.lens);
     if (!r) {
         bus_set_error(self, "commit failed: %s", redis_conn_errstr(self->redis));
     } else if (r->type != REDIS_REPLY_INTEGER) {
-        bus_set_error(self, "commit: unexpected reply type %d", r->type);
+        bus_set_error(self, "commit: unexpected reply type %d%s%s", r->type, r->type == REDIS_REPLY_ERROR ? ": " : "",
+                      r->type == REDIS_REPLY_ERROR ? r->str : "");
     } else {
         status = (bus_status_t)r->integer;
     }
@@ -619,17 +737,16 @@ bus_status_t bus_commit_run(bus_commit_t *c)
         bus_note_failed_commit(self, c);
     }
     if (status == BUS_FULL) {
-        for (bus_output_t *o = zlistx_first(c->outputs); o; o = zlistx_next(c->outputs))
-            if (o->maxlen == 0)
-                bus_mark_no_room(self, o->key);
+        for (size_t i = 0; i < c->outputs.n; i++)
+            if (c->outputs.v[i].maxlen == 0)
+                bus_mark_no_room(self, c->arena.data + c->keys[c->outputs.v[i].key].name);
         bus_set_error(self, "an output edge is full (%lld records waiting)", (long long)self->max_waiting);
     }
     if (status == BUS_FENCED)
         bus_set_error(self, "commit refused: a guard no longer holds (a lease lost, or a claim taken)");
-    free(argv);
-    free(lens);
-    free(numbers);
-    free(keyidx);
+    free(v.argv);
+    free(v.lens);
+    free(v.numbers);
     return status;
 }
 

@@ -112,14 +112,17 @@ int bus_commit_add(bus_commit_t *commit, const char *edge, const char *record_id
 int bus_commit_add_record(bus_commit_t *commit, const char *edge, const record_desc_t *desc, const void *record,
                           char *err, size_t errsize);
 /* State written in the same atomic step as the outputs (cursors, counters, seen sets): HSET,
- * HINCRBY, ZADD, HSETNX, RPUSH, PEXPIRE, conditional HDEL, in the order added. */
+ * HINCRBY, ZADD, HSETNX, RPUSH, conditional HDEL, in the order added for each key. Writes in a
+ * row to one key with HSET (or ZADD, or RPUSH) are sent as one command: a commit of thousands
+ * of fields costs a few Redis calls. */
 void bus_commit_hset(bus_commit_t *commit, const char *key, const char *field, const char *value);
 void bus_commit_hincrby(bus_commit_t *commit, const char *key, const char *field, int64_t delta);
 void bus_commit_zadd(bus_commit_t *commit, const char *key, int64_t score, const char *member);
 /* bus_commit_hsetnx - HSETNX; bus_commit_rpush - RPUSH of len bytes (a list of held records). */
 void bus_commit_hsetnx(bus_commit_t *commit, const char *key, const char *field, const char *value);
 void bus_commit_rpush(bus_commit_t *commit, const char *key, const void *value, size_t len);
-/* bus_commit_pexpire - set key's time to live (after the writes added before it). */
+/* bus_commit_pexpire - set key's time to live once every write of the commit is done (the
+ * last call for a key wins). */
 void bus_commit_pexpire(bus_commit_t *commit, const char *key, int64_t ttl_ms);
 /* bus_commit_hdel_if - delete hash field key.field when it holds value (release a claim). */
 void bus_commit_hdel_if(bus_commit_t *commit, const char *key, const char *field, const char *value);
@@ -127,8 +130,11 @@ void bus_commit_hdel_if(bus_commit_t *commit, const char *key, const char *field
  * lost it writes nothing); otherwise bus_commit_run returns BUS_FENCED. */
 void bus_commit_guard(bus_commit_t *commit, const char *key, const char *value);
 /* bus_commit_guard_field - the commit only runs while hash field key.field is absent or holds
- * value (a claim: work someone else claimed is not done twice); otherwise BUS_FENCED. */
+ * value (a claim: work someone else claimed is not done twice); otherwise BUS_FENCED. Field
+ * guards in a row on one key with one value are checked with one HMGET. */
 void bus_commit_guard_field(bus_commit_t *commit, const char *key, const char *field, const char *value);
+/* bus_commit_records - how many records the commit adds to edges. */
+size_t bus_commit_records(const bus_commit_t *commit);
 /* bus_commit_run - execute it. BUS_OK, BUS_DUPLICATE, BUS_FULL or BUS_ERROR; the commit can be
  * run again after BUS_FULL or BUS_ERROR. */
 bus_status_t bus_commit_run(bus_commit_t *commit);
