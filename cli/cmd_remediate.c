@@ -118,7 +118,7 @@ static int remediate_chunk(cli_env_t *e, const policy_t *policy, const mindex_re
                            size_t *jobs, size_t *messages, size_t *skipped)
 {
     const config_t *cfg = e->cfg;
-    char bkey[96], jkey[96], msgkey[48], err[256];
+    char bkey[96], jkey[96], err[256];
     batch_key(bkey, sizeof(bkey), uuid, NULL);
     batch_key(jkey, sizeof(jkey), uuid, "jobs");
     int64_t now = util_now_ms();
@@ -136,12 +136,13 @@ static int remediate_chunk(cli_env_t *e, const policy_t *policy, const mindex_re
     }
     strbuf_t line;
     strbuf_init(&line, 0);
+    event_lines_t lines;
+    event_lines_init(&lines, CLI_PROGRAM, LOG_LEVEL_INFO, uuid);
     size_t chunk_jobs = 0, chunk_messages = 0;
     int rc = 0;
     for (size_t i = from; i < to && rc == 0; i++) {
         const mindex_record_t *r = &recs[i];
         size_t before = chunk_jobs;
-        batch_msg_key(msgkey, sizeof(msgkey), r->mid);
         for (size_t k = 0; k < r->n_rcpts && rc == 0; k++) {
             const char *rcpt = r->rcpts[k].address;
             const config_domains_t *m = policy_for_recipient(policy, rcpt);
@@ -171,19 +172,19 @@ static int remediate_chunk(cli_env_t *e, const policy_t *policy, const mindex_re
             job.source = (char *)source;
             rc = bus_commit_add_record(c, "jobs", &RECORD_DESC_job, &job, err, sizeof(err));
             free(job.id);
-            batch_commit_copy(c, uuid, r->mid, rcpt, BATCH_JOB_INITIATED, BATCH_CLAIM_TAKE);
+            batch_commit_copy(c, uuid, r->mid, rcpt, BATCH_JOB_INITIATED, BATCH_CLAIM_TAKE, cfg->index_retention_ms);
             chunk_jobs++;
         }
         if (chunk_jobs > before) {
             chunk_messages++;
-            bus_commit_pexpire(c, msgkey, cfg->index_retention_ms);
             strbuf_reset(&line);
             batch_line_initiated(&line, r->mid, action, by, source, uuid);
-            if (rc == 0)
-                rc = event_commit_add(c, CLI_PROGRAM, "mail_logs", LOG_LEVEL_INFO, r->mid, uuid, line.data, err,
-                                      sizeof(err));
+            event_lines_add(&lines, "mail_logs", r->mid, line.data);
         }
     }
+    if (rc == 0)
+        rc = event_lines_commit(&lines, c, err, sizeof(err));
+    event_lines_release(&lines);
     if (chunk_messages)
         bus_commit_hincrby(c, bkey, "messages", (int64_t)chunk_messages);
     if (chunk_jobs)
@@ -372,6 +373,8 @@ static int decide(cli_env_t *e, const char *uuid, const char *by, bool approve)
     size_t jobs = 0;
     strbuf_t line;
     strbuf_init(&line, 0);
+    event_lines_t lines;
+    event_lines_init(&lines, CLI_PROGRAM, LOG_LEVEL_INFO, uuid);
     for (;;) {
         r = redis_conn_command(e->redis, "LRANGE %s %lld %lld", hkey, released, released + CLI_CHUNK - 1);
         if (!r || r->type != REDIS_REPLY_ARRAY) {
@@ -393,8 +396,8 @@ static int decide(cli_env_t *e, const char *uuid, const char *by, bool approve)
                         released + (long long)i, uuid);
                 continue;
             }
-            batch_commit_copy(c, uuid, job.mid, job.recipient, state,
-                              approve ? BATCH_CLAIM_KEEP : BATCH_CLAIM_RELEASE);
+            batch_commit_copy(c, uuid, job.mid, job.recipient, state, approve ? BATCH_CLAIM_KEEP : BATCH_CLAIM_RELEASE,
+                              cfg->index_retention_ms);
             if (approve) {
                 free(job.initiator);
                 job.initiator = util_xstrdup(by); /* the operator who let it go */
@@ -411,12 +414,14 @@ static int decide(cli_env_t *e, const char *uuid, const char *by, bool approve)
                 else
                     strbuf_appendf(&line, "Message %" PRId64 " was not remediated: batch '%s' was rejected by '%s'.",
                                    job.mid, uuid, by);
-                if (event_commit_add(c, CLI_PROGRAM, "mail_logs", LOG_LEVEL_INFO, job.mid, uuid, line.data, err,
-                                     sizeof(err)) != 0)
-                    rc = CLI_FAILURE;
+                event_lines_add(&lines, "mail_logs", job.mid, line.data);
             }
             record_clear(&RECORD_DESC_job, &job);
             jobs++;
+        }
+        if (event_lines_commit(&lines, c, err, sizeof(err)) != 0) {
+            fprintf(stderr, "clawback %s: %s\n", e->name, err);
+            rc = CLI_FAILURE;
         }
         freeReplyObject(r);
         bus_commit_hincrby(c, bkey, "released", (int64_t)n);
@@ -451,6 +456,7 @@ static int decide(cli_env_t *e, const char *uuid, const char *by, bool approve)
     if (r)
         freeReplyObject(r);
     strbuf_release(&line);
+    event_lines_release(&lines);
     return rc;
 }
 

@@ -6,7 +6,7 @@
  * (direction, sender, recipients, subject, sender IP, Message-ID, queued), all at the delivery
  * time, followed by every line of cb:trk:<MID> (remediation initiated, processed, ...) at its
  * own time; the whole list is sorted by time, stably. "Envelope Header and Summary" gives the
- * Last State (from the state:<recipient> fields of cb:msg:<MID>, batch.h) and the record's
+ * Last State (from the message's copies in cb:copies, batch.h) and the record's
  * envelope. Times are local (TZ honoured): a line shows its time of day, and its date too when
  * that is not the delivery's.
  *
@@ -37,7 +37,7 @@ typedef struct {
     char *line; /* owned */
 } track_line_t;
 
-/* One recipient and what cb:msg:<MID> says of it (pointers into the record or the reply). */
+/* One recipient and what cb:copies says of it (pointers into the record or the copies). */
 typedef struct {
     const char *address;
     const char *state; /* raw job state; NULL: delivered, no job ever made */
@@ -51,12 +51,13 @@ typedef struct {
     bool has_email_id;
     char email_id[37];
     redisReply *events; /* ZRANGE cb:trk:<MID> 0 -1 WITHSCORES */
-    redisReply *msg;    /* HGETALL cb:msg:<MID> */
+    batch_copy_t *copies; /* the message's copies in cb:copies, sorted by recipient */
+    size_t n_copies;
     track_rcpt_t *rcpts;
     size_t n_rcpts;
     track_line_t *lines;
     size_t n_lines, cap_lines;
-    size_t malformed; /* tracking members or hash fields set aside */
+    size_t malformed; /* tracking members set aside */
 } track_t;
 
 static void track_clear(track_t *t)
@@ -65,8 +66,7 @@ static void track_clear(track_t *t)
         mindex_record_clear(&t->rec);
     if (t->events)
         freeReplyObject(t->events);
-    if (t->msg)
-        freeReplyObject(t->msg);
+    batch_copies_free(t->copies, t->n_copies);
     for (size_t i = 0; i < t->n_lines; i++)
         free(t->lines[i].line);
     free(t->lines);
@@ -113,16 +113,6 @@ static int track_line_cmp(const void *a, const void *b)
     return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
-static int track_rcpt_cmp(const void *a, const void *b)
-{
-    return strcmp(((const track_rcpt_t *)a)->address, ((const track_rcpt_t *)b)->address);
-}
-
-static int track_rcpt_ptr_cmp(const void *a, const void *b)
-{
-    return track_rcpt_cmp(*(const track_rcpt_t *const *)a, *(const track_rcpt_t *const *)b);
-}
-
 /* track_read - the record, the tracking events and the message hash. 0, or -1 after printing
  * why. */
 static int track_read(track_t *t, mindex_t *ix, redis_conn_t *redis)
@@ -140,92 +130,57 @@ static int track_read(track_t *t, mindex_t *ix, redis_conn_t *redis)
         /* derived from the MID: known after the record is gone, unless there is no index */
         t->has_email_id = mindex_email_id(ix, t->mid, t->email_id) == 0;
     }
-    char trk[64], msg[64];
+    char trk[64];
     batch_track_key(trk, sizeof(trk), t->mid);
-    batch_msg_key(msg, sizeof(msg), t->mid);
-    redisReply *r[2];
-    if (redis_conn_append(redis, "ZRANGE %s 0 -1 WITHSCORES", trk) < 0 ||
-        redis_conn_append(redis, "HGETALL %s", msg) < 0 || redis_conn_pipeline_exec(redis, r, 2) < 0) {
+    redisReply *r = redis_conn_command(redis, "ZRANGE %s 0 -1 WITHSCORES", trk);
+    if (!r) {
         fprintf(stderr, "clawback track: %s\n", redis_conn_errstr(redis));
         return -1;
     }
-    t->events = r[0];
-    t->msg = r[1];
-    const char *keys[2] = {trk, msg};
-    for (size_t i = 0; i < 2; i++) {
-        if (r[i]->type == REDIS_REPLY_ERROR) {
-            fprintf(stderr, "clawback track: %s: %s\n", keys[i], r[i]->str);
-            return -1;
-        }
-        if (r[i]->type != REDIS_REPLY_ARRAY) {
-            fprintf(stderr, "clawback track: %s: unexpected reply from Redis\n", keys[i]);
-            return -1;
-        }
+    t->events = r;
+    if (r->type == REDIS_REPLY_ERROR) {
+        fprintf(stderr, "clawback track: %s: %s\n", trk, r->str);
+        return -1;
+    }
+    if (r->type != REDIS_REPLY_ARRAY) {
+        fprintf(stderr, "clawback track: %s: unexpected reply from Redis\n", trk);
+        return -1;
+    }
+    if (batch_copies_read(redis, t->mid, &t->copies, &t->n_copies) != 0) {
+        fprintf(stderr, "clawback track: the copies of message %lld: %s\n", (long long)t->mid,
+                redis_conn_errstr(redis));
+        return -1;
     }
     return 0;
 }
 
-/* track_rcpt_field - the recipient a cb:msg:<MID> field names, and whether it is its state
- * (else its batch); NULL for another field. */
-static const char *track_rcpt_field(const redisReply *field, bool *is_state)
+static int track_copy_cmp(const void *key, const void *elem)
 {
-    if (field->type != REDIS_REPLY_STRING)
-        return NULL;
-    *is_state = strncmp(field->str, "state:", 6) == 0;
-    if (*is_state)
-        return field->str[6] ? field->str + 6 : NULL;
-    if (strncmp(field->str, "job:", 4) == 0 && field->str[4])
-        return field->str + 4;
-    return NULL;
+    return strcmp(key, ((const batch_copy_t *)elem)->rcpt);
 }
 
 /* track_collect_rcpts - the recipients (the record's, in its order; for a message no longer
- * in the index, those cb:msg:<MID> names, sorted) with their job state and batch. */
+ * in the index, those its copies name, sorted) with their job state and batch. */
 static void track_collect_rcpts(track_t *t)
 {
-    const redisReply *h = t->msg;
-    size_t cap = t->indexed ? t->rec.n_rcpts : h->elements / 2;
+    size_t cap = t->indexed ? t->rec.n_rcpts : t->n_copies;
     t->rcpts = util_xcalloc(cap ? cap : 1, sizeof(*t->rcpts));
-    bool is_state;
-    for (size_t i = 0; i + 1 < h->elements; i += 2)
-        if (h->element[i]->type != REDIS_REPLY_STRING || h->element[i + 1]->type != REDIS_REPLY_STRING)
-            t->malformed++;
     if (t->indexed) {
         for (size_t k = 0; k < t->rec.n_rcpts; k++)
             t->rcpts[t->n_rcpts++].address = t->rec.rcpts[k].address;
     } else {
-        for (size_t i = 0; i + 1 < h->elements; i += 2) {
-            const char *rcpt = track_rcpt_field(h->element[i], &is_state);
-            if (rcpt)
-                t->rcpts[t->n_rcpts++].address = rcpt;
+        for (size_t k = 0; k < t->n_copies; k++)
+            t->rcpts[t->n_rcpts++].address = t->copies[k].rcpt;
+    }
+    /* copies are looked up sorted: a message may have thousands of recipients */
+    for (size_t k = 0; k < t->n_rcpts; k++) {
+        const batch_copy_t *copy =
+            bsearch(t->rcpts[k].address, t->copies, t->n_copies, sizeof(*t->copies), track_copy_cmp);
+        if (copy) {
+            t->rcpts[k].state = copy->state;
+            t->rcpts[k].batch = copy->batch;
         }
-        qsort(t->rcpts, t->n_rcpts, sizeof(*t->rcpts), track_rcpt_cmp);
-        size_t w = 0;
-        for (size_t k = 0; k < t->n_rcpts; k++)
-            if (w == 0 || strcmp(t->rcpts[w - 1].address, t->rcpts[k].address) != 0)
-                t->rcpts[w++] = t->rcpts[k];
-        t->n_rcpts = w;
     }
-    /* fields are looked up in a sorted index: a message may have thousands of recipients */
-    track_rcpt_t **sorted = util_xcalloc(t->n_rcpts ? t->n_rcpts : 1, sizeof(*sorted));
-    for (size_t k = 0; k < t->n_rcpts; k++)
-        sorted[k] = &t->rcpts[k];
-    qsort(sorted, t->n_rcpts, sizeof(*sorted), track_rcpt_ptr_cmp);
-    for (size_t i = 0; i + 1 < h->elements; i += 2) {
-        const redisReply *v = h->element[i + 1];
-        const char *rcpt = track_rcpt_field(h->element[i], &is_state);
-        if (!rcpt || v->type != REDIS_REPLY_STRING)
-            continue;
-        track_rcpt_t key = {.address = rcpt}, *pkey = &key;
-        track_rcpt_t **hit = bsearch(&pkey, sorted, t->n_rcpts, sizeof(*sorted), track_rcpt_ptr_cmp);
-        if (!hit)
-            continue; /* a recipient the record does not have */
-        if (is_state)
-            (*hit)->state = v->str;
-        else
-            (*hit)->batch = v->str;
-    }
-    free(sorted);
 }
 
 /* track_collect_lines - the delivery's lines, then the tracking events, sorted by time. */

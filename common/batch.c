@@ -17,14 +17,45 @@ void batch_key(char *out, size_t size, const char *uuid, const char *suffix)
     snprintf(out, size, "cb:batch:%s%s%s", uuid, suffix ? ":" : "", suffix ? suffix : "");
 }
 
-void batch_msg_key(char *out, size_t size, int64_t mid)
+void batch_copies_key(char *out, size_t size, int64_t mid)
 {
-    snprintf(out, size, "cb:msg:%" PRId64, mid);
+    snprintf(out, size, "cb:copies:%" PRId64, mid / BATCH_COPIES_SHARD);
 }
 
 void batch_track_key(char *out, size_t size, int64_t mid)
 {
     snprintf(out, size, "cb:trk:%" PRId64, mid);
+}
+
+/* batch_put_int - write v in decimal at out; the length. */
+static size_t batch_put_int(char *out, int64_t v)
+{
+    char tmp[24];
+    size_t n = 0;
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+    do {
+        tmp[n++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    size_t len = 0;
+    if (v < 0)
+        out[len++] = '-';
+    while (n)
+        out[len++] = tmp[--n];
+    return len;
+}
+
+/* batch_field_into - "<mid><sep><s>" into out (BATCH_FIELD_MAX bytes; s cut to fit). */
+#define BATCH_FIELD_MAX 512
+static void batch_field_into(char out[BATCH_FIELD_MAX], int64_t mid, const char *sep, const char *s)
+{
+    size_t len = batch_put_int(out, mid);
+    size_t n = strlen(sep);
+    memcpy(out + len, sep, n);
+    len += n;
+    n = strnlen(s, BATCH_FIELD_MAX - 1 - len);
+    memcpy(out + len, s, n);
+    out[len + n] = '\0';
 }
 
 /* batch_concat - prefix + s, allocated. */
@@ -44,24 +75,115 @@ char *batch_job_field(int64_t mid, const char *rcpt)
     return batch_concat(prefix, rcpt);
 }
 
-char *batch_claim_field(const char *rcpt)
+char *batch_claim_field(int64_t mid, const char *rcpt)
 {
-    return batch_concat("job:", rcpt);
+    char prefix[40];
+    snprintf(prefix, sizeof(prefix), "%" PRId64 " job:", mid);
+    return batch_concat(prefix, rcpt);
 }
 
-char *batch_state_field(const char *rcpt)
+char *batch_state_field(int64_t mid, const char *rcpt)
 {
-    return batch_concat("state:", rcpt);
+    char prefix[40];
+    snprintf(prefix, sizeof(prefix), "%" PRId64 " state:", mid);
+    return batch_concat(prefix, rcpt);
+}
+
+static int batch_copy_cmp(const void *a, const void *b)
+{
+    return strcmp(((const batch_copy_t *)a)->rcpt, ((const batch_copy_t *)b)->rcpt);
+}
+
+/* batch_copies_take - note field=value of a cb:copies field of the message (prefix "<mid> "). */
+static void batch_copies_take(batch_copy_t **copies, size_t *n, size_t *cap, const char *field, const char *value)
+{
+    bool is_state = strncmp(field, "state:", 6) == 0;
+    if (!is_state && strncmp(field, "job:", 4) != 0)
+        return;
+    const char *rcpt = field + (is_state ? 6 : 4);
+    if (!*rcpt)
+        return;
+    batch_copy_t *c = NULL;
+    for (size_t i = *n; i > 0 && !c; i--) /* the two fields of a copy are usually near */
+        if (strcmp((*copies)[i - 1].rcpt, rcpt) == 0)
+            c = &(*copies)[i - 1];
+    if (!c) {
+        if (*n == *cap) {
+            *cap = *cap ? *cap * 2 : 8;
+            *copies = util_xrealloc(*copies, *cap * sizeof(**copies));
+        }
+        c = &(*copies)[(*n)++];
+        memset(c, 0, sizeof(*c));
+        c->rcpt = util_xstrdup(rcpt);
+    }
+    char **slot = is_state ? &c->state : &c->batch;
+    free(*slot);
+    *slot = util_xstrdup(value);
+}
+
+int batch_copies_read(redis_conn_t *redis, int64_t mid, batch_copy_t **copies, size_t *n)
+{
+    char key[48], pattern[40], prefix[32], cursor[32] = "0";
+    batch_copies_key(key, sizeof(key), mid);
+    snprintf(prefix, sizeof(prefix), "%" PRId64 " ", mid);
+    snprintf(pattern, sizeof(pattern), "%s*", prefix);
+    size_t plen = strlen(prefix), cap = 0;
+    *copies = NULL;
+    *n = 0;
+    int rc = 0;
+    /* a key holds at most BATCH_COPIES_SHARD messages' copies: the scan ends */
+    do {
+        redisReply *r = redis_conn_command(redis, "HSCAN %s %s MATCH %s COUNT 1000", key, cursor, pattern);
+        bool ok = r && r->type == REDIS_REPLY_ARRAY && r->elements == 2 && r->element[0]->type == REDIS_REPLY_STRING &&
+                  r->element[1]->type == REDIS_REPLY_ARRAY;
+        if (ok) {
+            util_strlcpy(cursor, r->element[0]->str, sizeof(cursor));
+            const redisReply *kv = r->element[1];
+            for (size_t i = 0; i + 1 < kv->elements; i += 2)
+                if (kv->element[i]->type == REDIS_REPLY_STRING && kv->element[i + 1]->type == REDIS_REPLY_STRING &&
+                    strncmp(kv->element[i]->str, prefix, plen) == 0)
+                    batch_copies_take(copies, n, &cap, kv->element[i]->str + plen, kv->element[i + 1]->str);
+        }
+        if (r)
+            freeReplyObject(r);
+        if (!ok)
+            rc = -1;
+    } while (rc == 0 && strcmp(cursor, "0") != 0);
+    if (rc != 0) {
+        batch_copies_free(*copies, *n);
+        *copies = NULL;
+        *n = 0;
+        return -1;
+    }
+    for (size_t i = 0; i < *n; i++)
+        if ((*copies)[i].batch && !(*copies)[i].state)
+            (*copies)[i].state = util_xstrdup(BATCH_JOB_INITIATED); /* a claim alone: on the bus */
+    if (*n)
+        qsort(*copies, *n, sizeof(**copies), batch_copy_cmp);
+    return 0;
+}
+
+void batch_copies_free(batch_copy_t *copies, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(copies[i].rcpt);
+        free(copies[i].batch);
+        free(copies[i].state);
+    }
+    free(copies);
 }
 
 void batch_commit_copy(bus_commit_t *c, const char *uuid, int64_t mid, const char *rcpt, const char *state,
-                       batch_claim_t claim)
+                       batch_claim_t claim, int64_t ttl_ms)
 {
+    /* called for every copy of a fan-out: no allocation, no printf */
     char msgkey[48], jkey[96];
-    batch_msg_key(msgkey, sizeof(msgkey), mid);
+    batch_copies_key(msgkey, sizeof(msgkey), mid);
     batch_key(jkey, sizeof(jkey), uuid, "jobs");
-    char *claim_field = batch_claim_field(rcpt), *state_field = batch_state_field(rcpt);
-    char *job_field = batch_job_field(mid, rcpt);
+    char claim_field[BATCH_FIELD_MAX], state_field[BATCH_FIELD_MAX], job_field[BATCH_FIELD_MAX];
+    batch_field_into(claim_field, mid, " job:", rcpt);
+    batch_field_into(state_field, mid, " state:", rcpt);
+    batch_field_into(job_field, mid, " ", rcpt);
     if (claim == BATCH_CLAIM_GUARDED)
         bus_commit_guard_field(c, msgkey, claim_field, uuid);
     if (claim == BATCH_CLAIM_GUARDED || claim == BATCH_CLAIM_TAKE)
@@ -70,16 +192,44 @@ void batch_commit_copy(bus_commit_t *c, const char *uuid, int64_t mid, const cha
         bus_commit_hdel_if(c, msgkey, claim_field, uuid);
     bus_commit_hset(c, msgkey, state_field, state);
     bus_commit_hset(c, jkey, job_field, state);
-    free(claim_field);
-    free(state_field);
-    free(job_field);
+    bus_commit_pexpire(c, msgkey, ttl_ms);
+    bus_commit_pexpire(c, jkey, ttl_ms);
 }
 
-/* batch_sha256 - the SHA-256 of s. */
+void batch_commit_claim(bus_commit_t *c, const char *uuid, int64_t mid, const char *rcpt, const char *job_state,
+                        bool write_state, int64_t ttl_ms)
+{
+    char msgkey[48], jkey[96];
+    batch_copies_key(msgkey, sizeof(msgkey), mid);
+    batch_key(jkey, sizeof(jkey), uuid, "jobs");
+    char claim_field[BATCH_FIELD_MAX], job_field[BATCH_FIELD_MAX];
+    batch_field_into(claim_field, mid, " job:", rcpt);
+    batch_field_into(job_field, mid, " ", rcpt);
+    bus_commit_guard_field(c, msgkey, claim_field, uuid);
+    bus_commit_hset(c, msgkey, claim_field, uuid);
+    if (write_state) {
+        char state_field[BATCH_FIELD_MAX];
+        batch_field_into(state_field, mid, " state:", rcpt);
+        bus_commit_hset(c, msgkey, state_field, job_state);
+    }
+    bus_commit_hset(c, jkey, job_field, job_state);
+    bus_commit_pexpire(c, msgkey, ttl_ms);
+    bus_commit_pexpire(c, jkey, ttl_ms);
+}
+
+/* batch_sha256 - the SHA-256 of s (once per job of a fan-out: the digest is fetched once per
+ * thread, and its context reused). */
 static void batch_sha256(const char *s, unsigned char md[32])
 {
+    static _Thread_local EVP_MD *sha256;
+    static _Thread_local EVP_MD_CTX *ctx;
+    if (!sha256)
+        sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+    if (!ctx)
+        ctx = EVP_MD_CTX_new();
     unsigned int len = 0;
-    if (!EVP_Digest(s, strlen(s), md, &len, EVP_sha256(), NULL))
+    if (!sha256 || !ctx || !EVP_DigestInit_ex(ctx, sha256, NULL) || !EVP_DigestUpdate(ctx, s, strlen(s)) ||
+        !EVP_DigestFinal_ex(ctx, md, &len))
         memset(md, 0, 32); /* only on allocation failure; ids stay well-formed */
 }
 
@@ -112,10 +262,24 @@ bool batch_uuid_valid(const char *s)
 
 void batch_job_id(const char *uuid, int64_t mid, const char *rcpt, char out[RECORD_MAX_ID + 1])
 {
+    /* "j:<uuid>:<mid>:<16 hex>", at most 2 + 36 + 1 + 20 + 1 + 16 bytes; built by hand (once
+     * per job of a fan-out) */
+    static const char hex[] = "0123456789abcdef";
     unsigned char md[32];
     batch_sha256(rcpt, md);
-    snprintf(out, RECORD_MAX_ID + 1, "j:%.36s:%" PRId64 ":%02x%02x%02x%02x%02x%02x%02x%02x", uuid, mid, md[0], md[1],
-             md[2], md[3], md[4], md[5], md[6], md[7]);
+    size_t len = 0, n = strnlen(uuid, BATCH_UUID_LEN);
+    out[len++] = 'j';
+    out[len++] = ':';
+    memcpy(out + len, uuid, n);
+    len += n;
+    out[len++] = ':';
+    len += batch_put_int(out + len, mid);
+    out[len++] = ':';
+    for (int i = 0; i < 8; i++) {
+        out[len++] = hex[md[i] >> 4];
+        out[len++] = hex[md[i] & 15];
+    }
+    out[len] = '\0';
 }
 
 bool batch_action_valid(const char *action)
@@ -148,8 +312,13 @@ const char *batch_status_label(const char *status)
 void batch_line_initiated(strbuf_t *out, int64_t mid, const char *action, const char *initiator, const char *source,
                           const char *uuid)
 {
-    strbuf_appendf(out, "Message %" PRId64 " was initiated for '%s' remedial action by '%s' from source '%s' in batch '%s'.",
-                   mid, batch_action_label(action), initiator, source, uuid);
+    /* "Message %mid was initiated for '%s' remedial action by '%s' from source '%s' in batch '%s'."
+     * (without printf: one line per message of a fan-out) */
+    strbuf_appends(out, "Message ");
+    strbuf_append_int(out, mid);
+    const char *rest[] = {" was initiated for '", batch_action_label(action), "' remedial action by '", initiator,
+                          "' from source '", source, "' in batch '", uuid, "'."};
+    strbuf_appendv(out, rest, sizeof(rest) / sizeof(rest[0]));
 }
 
 void batch_line_processed(strbuf_t *out, const record_result_t *r)

@@ -13,9 +13,12 @@
  *   cb:batch:<uuid>:jobs   hash   "<mid> <recipient>" -> job state (BATCH_JOB_*)
  *   cb:batch:<uuid>:held   list   encoded job records of a batch waiting for approval
  *   cb:batches             zset   batch uuid, score = creation time (listing, trimmed)
- *   cb:msg:<mid>           hash   "job:<recipient>" -> uuid of the batch that claimed the
- *                                 recipient's copy (no other verdict makes a job for it while
- *                                 claimed); "state:<recipient>" -> its last job state
+ *   cb:copies:<mid / 1024> hash   the copies of 1024 consecutive messages (a fan-out to
+ *                                 thousands of messages writes a few keys, not thousands):
+ *                                 "<mid> job:<recipient>" -> uuid of the batch that claimed
+ *                                 the copy (no other verdict makes a job for it while claimed);
+ *                                 "<mid> state:<recipient>" -> its last job state (a claim
+ *                                 without a state: the job is initiated)
  *   cb:trk:<mid>           zset   the message's tracking events: member "<event id> <line>",
  *                                 score = event time (ms)
  */
@@ -28,6 +31,7 @@
 
 #include "bus.h"
 #include "record.h"
+#include "redis_conn.h"
 #include "strbuf.h"
 
 #define BATCH_UUID_LEN 36
@@ -39,7 +43,7 @@
 #define BATCH_INITIATED "initiated" /* its jobs are on the bus */
 #define BATCH_REJECTED "rejected"
 
-/* Job states (cb:batch:<uuid>:jobs and cb:msg:<mid> state:<rcpt>); results add remediated,
+/* Job states (cb:batch:<uuid>:jobs and cb:copies "<mid> state:<rcpt>"); results add remediated,
  * not_found and failed (record.h). */
 #define BATCH_JOB_HELD "held"           /* waiting for approval */
 #define BATCH_JOB_INITIATED "initiated" /* on the bus */
@@ -51,16 +55,31 @@
 
 /* batch_key - cb:batch:<uuid>; suffix NULL, or "jobs" / "held" for the batch's other keys. */
 void batch_key(char *out, size_t size, const char *uuid, const char *suffix);
-/* batch_msg_key - cb:msg:<mid>; batch_track_key - cb:trk:<mid>. */
-void batch_msg_key(char *out, size_t size, int64_t mid);
+#define BATCH_COPIES_SHARD 1024 /* messages per cb:copies key */
+
+/* batch_copies_key - cb:copies:<mid / 1024>; batch_track_key - cb:trk:<mid>. */
+void batch_copies_key(char *out, size_t size, int64_t mid);
 void batch_track_key(char *out, size_t size, int64_t mid);
 /* batch_job_field - "<mid> <recipient>" (cb:batch:<uuid>:jobs). Caller frees. */
 char *batch_job_field(int64_t mid, const char *rcpt);
-/* batch_claim_field, batch_state_field - "job:<recipient>", "state:<recipient>". Caller frees. */
-char *batch_claim_field(const char *rcpt);
-char *batch_state_field(const char *rcpt);
+/* batch_claim_field, batch_state_field - "<mid> job:<recipient>", "<mid> state:<recipient>"
+ * (cb:copies). Caller frees. */
+char *batch_claim_field(int64_t mid, const char *rcpt);
+char *batch_state_field(int64_t mid, const char *rcpt);
 
-/* What batch_commit_copy does to a copy's claim (cb:msg:<mid> "job:<rcpt>"). */
+/* One copy of a message as cb:copies records it. */
+typedef struct {
+    char *rcpt;
+    char *batch; /* the batch holding its claim, or NULL */
+    char *state; /* its last job state, or NULL */
+} batch_copy_t;
+
+/* batch_copies_read - every copy of message mid that cb:copies names, sorted by recipient. 0,
+ * or -1 (Redis failed: redis_conn_errstr). Free with batch_copies_free. */
+int batch_copies_read(redis_conn_t *redis, int64_t mid, batch_copy_t **copies, size_t *n);
+void batch_copies_free(batch_copy_t *copies, size_t n);
+
+/* What batch_commit_copy does to a copy's claim (cb:copies "<mid> job:<rcpt>"). */
 typedef enum {
     BATCH_CLAIM_KEEP,    /* leave it as it is */
     BATCH_CLAIM_GUARDED, /* take it, unless another batch holds it (then the commit is fenced) */
@@ -68,10 +87,18 @@ typedef enum {
     BATCH_CLAIM_RELEASE, /* drop it if this batch holds it (rejected, failed) */
 } batch_claim_t;
 
-/* batch_commit_copy - in commit c: the state of the copy (mid, rcpt) of batch uuid, in its
- * message's hash (cb:msg:<mid> "state:<rcpt>") and in the batch's job list, and its claim. */
+/* batch_commit_copy - in commit c: the state of the copy (mid, rcpt) of batch uuid, in
+ * cb:copies ("<mid> state:<rcpt>") and in the batch's job list, and its claim. The keys' time to
+ * live is ttl_ms from now. */
 void batch_commit_copy(bus_commit_t *c, const char *uuid, int64_t mid, const char *rcpt, const char *state,
-                       batch_claim_t claim);
+                       batch_claim_t claim, int64_t ttl_ms);
+
+/* batch_commit_claim - in commit c: batch uuid's claim on the copy (mid, rcpt), guarded (the
+ * commit is fenced when another batch holds it), and the job in the batch's job list with
+ * job_state. The claim alone says the job is initiated; the copy's state is written only with
+ * write_state (a state left by an earlier batch, or a held job). Keys live ttl_ms from now. */
+void batch_commit_claim(bus_commit_t *c, const char *uuid, int64_t mid, const char *rcpt, const char *job_state,
+                        bool write_state, int64_t ttl_ms);
 
 /* batch_uuid_from - a UUID (version 8, RFC 9562) derived from seed by SHA-256: the same seed
  * (a verdict's record id) always names the same batch. */

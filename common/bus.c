@@ -42,7 +42,8 @@ typedef struct {
     zsock_t *sock;
     uint64_t received;
     uint64_t received_at_get;
-    bool seen; /* still announced (refresh bookkeeping) */
+    bool seen;        /* still announced (refresh bookkeeping) */
+    bool get_pending; /* the last GET could not be sent (not connected yet): retried every tick */
 } bus_peer_t;
 
 /* A consumer connection known to this dispatcher. */
@@ -151,11 +152,20 @@ struct bus_commit {
     char *input_entry, *input_record;
     strbuf_t arena;       /* every key and argument */
     bus_key_t *keys;
-    size_t nkeys, keys_cap;
+    size_t nkeys_used, keys_cap;
     zhashx_t *key_index;  /* key -> index + 1 */
     bus_ops_t guards, outputs, writes;
     size_t nrecords;
     msgpack_sbuffer scratch; /* bus_commit_add_record's encoding */
+    /* the script's arguments while it runs (bus_commit_send .. bus_commit_finish) */
+    const char **argv;
+    size_t *lens;
+    size_t argc, nkeys;
+    char (*numbers)[24];
+    size_t nnum;
+    char in_stream[96], in_done[96];
+    bool sent;        /* sent; its outcome not read yet */
+    bool send_failed; /* bus_commit_send failed and said why */
 };
 
 static void bus_set_error(bus_t *self, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -274,7 +284,9 @@ static void bus_delete_item(zlistx_t *list, void *item)
 
 /* ---------------------------------------------------------------- commits */
 
-/* The commit script. ARGV: group, input entry, input record id, now, max_waiting, number of
+/* The commit script. Everything that could make Redis refuse a write midway (a key of another
+ * type, HINCRBY of a field that is not a number) is checked before the first write: a script
+ * is not rolled back, so a commit either happens whole or writes nothing. ARGV: group, input entry, input record id, now, max_waiting, number of
  * output groups, number of writes, duplicate-only, number of guards; then the guards, the
  * output groups and the writes, each "key index, op, n, n arguments" (an output group: "key
  * index, maxlen, why, n, n x (record id, payload)"). Every operation is one redis.call with all
@@ -316,6 +328,32 @@ static redis_script_t BUS_COMMIT_SCRIPT = {
         "    if redis.call('XLEN', k) >= maxw then return 2 end\n"
         "  end\n"
         "  o = o + 4 + 2 * n\n"
+        "end\n"
+        "local kinds, seen = {h = 'hash', i = 'hash', n = 'hash', d = 'hash', z = 'zset', r = 'list'}, {}\n"
+        "local function clash(k, want)\n"
+        "  if seen[k] then return seen[k] ~= want end\n"
+        "  local t = redis.call('TYPE', k).ok\n"
+        "  seen[k] = t == 'none' and want or t\n"
+        "  return seen[k] ~= want\n"
+        "end\n"
+        "o = outputs\n"
+        "for i = 1, nout do\n"
+        "  local k = KEYS[tonumber(ARGV[o])]\n"
+        "  if clash(k, 'stream') then return redis.error_reply('WRONGTYPE ' .. k .. ' is not a stream: nothing written') end\n"
+        "  o = o + 4 + 2 * tonumber(ARGV[o + 3])\n"
+        "end\n"
+        "for i = 1, nset do\n"
+        "  local k, op, n = KEYS[tonumber(ARGV[o])], ARGV[o + 1], tonumber(ARGV[o + 2])\n"
+        "  if kinds[op] and clash(k, kinds[op]) then\n"
+        "    return redis.error_reply('WRONGTYPE ' .. k .. ' is not a ' .. kinds[op] .. ': nothing written')\n"
+        "  end\n"
+        "  if op == 'i' then\n"
+        "    local v = redis.call('HGET', k, ARGV[o + 3])\n"
+        "    if v and not string.match(v, '^%-?%d+$') then\n"
+        "      return redis.error_reply('ERR ' .. k .. ' field ' .. ARGV[o + 3] .. ' is not an integer: nothing written')\n"
+        "    end\n"
+        "  end\n"
+        "  o = o + 3 + n\n"
         "end\n"
         "o = outputs\n"
         "for i = 1, nout do\n"
@@ -363,6 +401,8 @@ bus_commit_t *bus_commit_new(bus_t *self, const bus_delivery_t *input)
     return c;
 }
 
+static void bus_argv_free(bus_commit_t *c);
+
 static void bus_ops_free(bus_ops_t *ops)
 {
     for (size_t i = 0; i < ops->n; i++)
@@ -375,6 +415,8 @@ void bus_commit_destroy(bus_commit_t **cp)
     if (!cp || !*cp)
         return;
     bus_commit_t *c = *cp;
+    if (c->sent)
+        (void)bus_commit_finish(c); /* its reply must be read before the connection is used again */
     free(c->input_entry);
     free(c->input_record);
     strbuf_release(&c->arena);
@@ -384,6 +426,7 @@ void bus_commit_destroy(bus_commit_t **cp)
     bus_ops_free(&c->outputs);
     bus_ops_free(&c->writes);
     msgpack_sbuffer_destroy(&c->scratch);
+    bus_argv_free(c);
     free(c);
     *cp = NULL;
 }
@@ -394,19 +437,19 @@ static size_t bus_commit_key(bus_commit_t *c, const char *key)
     void *found = zhashx_lookup(c->key_index, key);
     if (found)
         return (size_t)(uintptr_t)found - 1;
-    if (c->nkeys == c->keys_cap) {
+    if (c->nkeys_used == c->keys_cap) {
         c->keys_cap = c->keys_cap ? c->keys_cap * 2 : 16;
         c->keys = util_xrealloc(c->keys, c->keys_cap * sizeof(*c->keys));
     }
-    bus_key_t *k = &c->keys[c->nkeys];
+    bus_key_t *k = &c->keys[c->nkeys_used];
     memset(k, 0, sizeof(*k));
     k->name = c->arena.len;
     k->name_len = strlen(key);
     strbuf_append(&c->arena, key, k->name_len + 1);
     k->last_guard = k->last_output = k->last_write = SIZE_MAX;
     k->ttl_ms = -1;
-    zhashx_insert(c->key_index, key, (void *)(uintptr_t)(c->nkeys + 1));
-    return c->nkeys++;
+    zhashx_insert(c->key_index, key, (void *)(uintptr_t)(c->nkeys_used + 1));
+    return c->nkeys_used++;
 }
 
 /* bus_arena_add - copy n bytes into the arena; their place. */
@@ -554,7 +597,8 @@ void bus_commit_rpush(bus_commit_t *c, const char *key, const void *value, size_
 
 void bus_commit_pexpire(bus_commit_t *c, const char *key, int64_t ttl_ms)
 {
-    c->keys[bus_commit_key(c, key)].ttl_ms = ttl_ms;
+    size_t k = bus_commit_key(c, key); /* may move c->keys */
+    c->keys[k].ttl_ms = ttl_ms;
 }
 
 void bus_commit_hdel_if(bus_commit_t *c, const char *key, const char *field, const char *value)
@@ -617,113 +661,142 @@ static void bus_mark_no_room(bus_t *self, const char *key)
     }
 }
 
-/* The argument vector of a commit being run. */
-typedef struct {
-    const char **argv;
-    size_t *lens;
-    size_t n;
-    char (*numbers)[24];
-    size_t nnum;
-} bus_argv_t;
-
-static void bus_argv_str(bus_argv_t *v, const char *s, size_t n)
+static void bus_argv_str(bus_commit_t *c, const char *s, size_t n)
 {
-    v->argv[v->n] = s;
-    v->lens[v->n++] = n;
+    c->argv[c->argc] = s;
+    c->lens[c->argc++] = n;
 }
 
-static void bus_argv_num(bus_argv_t *v, long long value)
+static void bus_argv_num(bus_commit_t *c, long long value)
 {
-    int n = snprintf(v->numbers[v->nnum], sizeof(v->numbers[0]), "%lld", value);
-    bus_argv_str(v, v->numbers[v->nnum++], (size_t)n);
+    int n = snprintf(c->numbers[c->nnum], sizeof(c->numbers[0]), "%lld", value);
+    bus_argv_str(c, c->numbers[c->nnum++], (size_t)n);
 }
 
 /* bus_argv_ops - the arguments of a list of operations (the guards or the writes). */
-static void bus_argv_ops(bus_argv_t *v, const bus_commit_t *c, const bus_ops_t *ops)
+static void bus_argv_ops(bus_commit_t *c, const bus_ops_t *ops)
 {
     for (size_t i = 0; i < ops->n; i++) {
         const bus_op_t *o = &ops->v[i];
-        bus_argv_num(v, (long long)o->key + 3);
-        bus_argv_str(v, &o->op, 1);
-        bus_argv_num(v, (long long)o->nargs);
+        bus_argv_num(c, (long long)o->key + 3);
+        bus_argv_str(c, &o->op, 1);
+        bus_argv_num(c, (long long)o->nargs);
         for (size_t j = 0; j < o->nargs; j++)
-            bus_argv_str(v, c->arena.data + o->args[j].off, o->args[j].len);
+            bus_argv_str(c, c->arena.data + o->args[j].off, o->args[j].len);
     }
 }
 
-bus_status_t bus_commit_run(bus_commit_t *c)
+/* bus_argv_free - drop the script's arguments. */
+static void bus_argv_free(bus_commit_t *c)
 {
-    bus_t *self = c->bus;
-    if (c->invalid) {
-        bus_note_failed_commit(self, c);
-        return BUS_ERROR; /* bus_commit_add said why */
-    }
-    /* the time-to-live changes run after every other write */
-    static const char expire_op = 'e';
+    free(c->argv);
+    free(c->lens);
+    free(c->numbers);
+    c->argv = NULL;
+    c->lens = NULL;
+    c->numbers = NULL;
+    c->argc = c->nnum = c->nkeys = 0;
+}
+
+/* bus_argv_build - the script's keys and arguments for the commit. */
+static void bus_argv_build(bus_commit_t *c)
+{
+    static const char expire_op = 'e'; /* the time-to-live changes run after every other write */
+    bus_argv_free(c);
     size_t nexpire = 0;
-    for (size_t k = 0; k < c->nkeys; k++)
+    for (size_t k = 0; k < c->nkeys_used; k++)
         nexpire += c->keys[k].ttl_ms >= 0;
-    size_t total = 2 + c->nkeys + 9 + nexpire * 4;
+    size_t total = 2 + c->nkeys_used + 9 + nexpire * 4;
     size_t nops = c->guards.n + c->outputs.n + c->writes.n + nexpire;
     const bus_ops_t *lists[] = {&c->guards, &c->outputs, &c->writes};
     for (size_t l = 0; l < 3; l++)
         for (size_t i = 0; i < lists[l]->n; i++)
             total += 4 + lists[l]->v[i].nargs;
-    bus_argv_t v = {
-        .argv = util_xcalloc(total, sizeof(*v.argv)),
-        .lens = util_xcalloc(total, sizeof(*v.lens)),
-        .numbers = util_xcalloc(nops * 3 + 16, sizeof(*v.numbers)), /* at most 3 per operation */
-    };
-    char in_stream[96] = "", in_done[96] = "";
-    bus_key(in_stream, sizeof(in_stream), c->has_input ? c->input_edge : "-", "q"); /* "-": unused placeholders */
-    bus_key(in_done, sizeof(in_done), c->has_input ? c->input_edge : "-", "done");
-    bus_argv_str(&v, in_stream, strlen(in_stream));
-    bus_argv_str(&v, in_done, strlen(in_done));
-    for (size_t k = 0; k < c->nkeys; k++)
-        bus_argv_str(&v, c->arena.data + c->keys[k].name, c->keys[k].name_len);
-    size_t nkeys = v.n;
-    bus_argv_str(&v, BUS_GROUP, strlen(BUS_GROUP));
-    bus_argv_str(&v, c->has_input ? c->input_entry : "", c->has_input ? strlen(c->input_entry) : 0);
-    bus_argv_str(&v, c->has_input ? c->input_record : "", c->has_input ? strlen(c->input_record) : 0);
-    bus_argv_num(&v, (long long)util_now_ms());
-    bus_argv_num(&v, (long long)self->max_waiting);
-    bus_argv_num(&v, (long long)c->outputs.n);
-    bus_argv_num(&v, (long long)(c->writes.n + nexpire));
-    bus_argv_str(&v, c->duplicate_only ? "1" : "0", 1);
-    bus_argv_num(&v, (long long)c->guards.n);
-    bus_argv_ops(&v, c, &c->guards);
+    c->argv = util_xcalloc(total, sizeof(*c->argv));
+    c->lens = util_xcalloc(total, sizeof(*c->lens));
+    c->numbers = util_xcalloc(nops * 3 + 16, sizeof(*c->numbers)); /* at most 3 per operation */
+    /* "-": unused placeholders */
+    bus_key(c->in_stream, sizeof(c->in_stream), c->has_input ? c->input_edge : "-", "q");
+    bus_key(c->in_done, sizeof(c->in_done), c->has_input ? c->input_edge : "-", "done");
+    bus_argv_str(c, c->in_stream, strlen(c->in_stream));
+    bus_argv_str(c, c->in_done, strlen(c->in_done));
+    for (size_t k = 0; k < c->nkeys_used; k++)
+        bus_argv_str(c, c->arena.data + c->keys[k].name, c->keys[k].name_len);
+    c->nkeys = c->argc;
+    bus_argv_str(c, BUS_GROUP, strlen(BUS_GROUP));
+    bus_argv_str(c, c->has_input ? c->input_entry : "", c->has_input ? strlen(c->input_entry) : 0);
+    bus_argv_str(c, c->has_input ? c->input_record : "", c->has_input ? strlen(c->input_record) : 0);
+    bus_argv_num(c, (long long)util_now_ms());
+    bus_argv_num(c, (long long)c->bus->max_waiting);
+    bus_argv_num(c, (long long)c->outputs.n);
+    bus_argv_num(c, (long long)(c->writes.n + nexpire));
+    bus_argv_str(c, c->duplicate_only ? "1" : "0", 1);
+    bus_argv_num(c, (long long)c->guards.n);
+    bus_argv_ops(c, &c->guards);
     for (size_t i = 0; i < c->outputs.n; i++) {
         const bus_op_t *o = &c->outputs.v[i];
-        bus_argv_num(&v, (long long)o->key + 3);
-        bus_argv_num(&v, (long long)o->maxlen);
+        bus_argv_num(c, (long long)o->key + 3);
+        bus_argv_num(c, (long long)o->maxlen);
         for (size_t j = 0; j < o->nargs; j++) {
-            bus_argv_str(&v, c->arena.data + o->args[j].off, o->args[j].len);
+            bus_argv_str(c, c->arena.data + o->args[j].off, o->args[j].len);
             if (j == 0)
-                bus_argv_num(&v, (long long)(o->nargs - 1) / 2);
+                bus_argv_num(c, (long long)(o->nargs - 1) / 2);
         }
     }
-    bus_argv_ops(&v, c, &c->writes);
-    for (size_t k = 0; k < c->nkeys; k++) {
+    bus_argv_ops(c, &c->writes);
+    for (size_t k = 0; k < c->nkeys_used; k++) {
         if (c->keys[k].ttl_ms < 0)
             continue;
-        bus_argv_num(&v, (long long)k + 3);
-        bus_argv_str(&v, &expire_op, 1);
-        bus_argv_num(&v, 1);
-        bus_argv_num(&v, (long long)c->keys[k].ttl_ms);
+        bus_argv_num(c, (long long)k + 3);
+        bus_argv_str(c, &expire_op, 1);
+        bus_argv_num(c, 1);
+        bus_argv_num(c, (long long)c->keys[k].ttl_ms);
     }
+}
 
+int bus_commit_send(bus_commit_t *c)
+{
+    bus_t *self = c->bus;
+    c->send_failed = true;
+    if (c->invalid) {
+        bus_note_failed_commit(self, c);
+        return -1; /* bus_commit_add said why */
+    }
+    bus_argv_build(c);
+    if (redis_conn_eval_send(self->redis, &BUS_COMMIT_SCRIPT, (int)c->nkeys, (int)c->argc, c->argv, c->lens) != 0) {
+        bus_set_error(self, "commit failed: %s", redis_conn_errstr(self->redis));
+        bus_note_failed_commit(self, c);
+        bus_argv_free(c);
+        return -1;
+    }
+    c->sent = true;
+    c->send_failed = false;
+    return 0;
+}
+
+bus_status_t bus_commit_finish(bus_commit_t *c)
+{
+    bus_t *self = c->bus;
+    if (!c->sent) {
+        if (!c->send_failed)
+            bus_set_error(self, "commit finished without being sent");
+        bus_note_failed_commit(self, c);
+        return BUS_ERROR;
+    }
+    c->sent = false;
     bus_status_t status = BUS_ERROR;
-    redisReply *r = redis_conn_eval(self->redis, &BUS_COMMIT_SCRIPT, (int)nkeys, (int)v.n, v.argv, v.lens);
+    redisReply *r =
+        redis_conn_eval_recv(self->redis, &BUS_COMMIT_SCRIPT, (int)c->nkeys, (int)c->argc, c->argv, c->lens);
     if (!r) {
         bus_set_error(self, "commit failed: %s", redis_conn_errstr(self->redis));
     } else if (r->type != REDIS_REPLY_INTEGER) {
-        bus_set_error(self, "commit: unexpected reply type %d%s%s", r->type, r->type == REDIS_REPLY_ERROR ? ": " : "",
-                      r->type == REDIS_REPLY_ERROR ? r->str : "");
+        bus_set_error(self, "commit: unexpected reply type %d", r->type);
     } else {
         status = (bus_status_t)r->integer;
     }
     if (r)
         freeReplyObject(r);
+    bus_argv_free(c);
 
     bus_edge_t *in_edge = c->has_input ? bus_find_edge(self, c->input_edge, strlen(c->input_edge)) : NULL;
     if (status == BUS_OK || status == BUS_DUPLICATE) {
@@ -744,10 +817,14 @@ bus_status_t bus_commit_run(bus_commit_t *c)
     }
     if (status == BUS_FENCED)
         bus_set_error(self, "commit refused: a guard no longer holds (a lease lost, or a claim taken)");
-    free(v.argv);
-    free(v.lens);
-    free(v.numbers);
     return status;
+}
+
+bus_status_t bus_commit_run(bus_commit_t *c)
+{
+    if (bus_commit_send(c) != 0)
+        return BUS_ERROR;
+    return bus_commit_finish(c);
 }
 
 int bus_set_aside(bus_t *self, const bus_delivery_t *d, const char *reason)
@@ -1298,8 +1375,9 @@ static void bus_send_get(bus_t *self, bus_peer_t *p)
     char get[BUS_MAX_EDGE + 64];
     int n = snprintf(get, sizeof(get), "GET %s %s %s", p->edge->name, wtext, rtext);
     void *sock = zsock_resolve(p->sock);
-    if (zmq_send(sock, get, (size_t)n, ZMQ_DONTWAIT) < 0)
-        return; /* not connected yet (ZMQ_IMMEDIATE): the next heartbeat retries */
+    p->get_pending = zmq_send(sock, get, (size_t)n, ZMQ_DONTWAIT) < 0;
+    if (p->get_pending)
+        return; /* not connected yet (ZMQ_IMMEDIATE): the next tick retries */
     p->received_at_get = p->received;
 }
 
@@ -1785,9 +1863,15 @@ static int bus_on_tick(zloop_t *loop, int timer_id, void *arg)
         bus_touch_held(self);
     }
     bus_retry_held(self, now);
-    for (size_t i = 0; i < self->nedges; i++)
-        if (self->edges[i].producing)
-            bus_pump(self, &self->edges[i]);
+    for (size_t i = 0; i < self->nedges; i++) {
+        bus_edge_t *e = &self->edges[i];
+        if (e->producing)
+            bus_pump(self, e);
+        if (e->consuming)
+            for (bus_peer_t *p = zlistx_first(e->peers); p; p = zlistx_next(e->peers))
+                if (p->get_pending)
+                    bus_send_get(self, p);
+    }
     return 0;
 }
 

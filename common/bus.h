@@ -138,6 +138,12 @@ size_t bus_commit_records(const bus_commit_t *commit);
 /* bus_commit_run - execute it. BUS_OK, BUS_DUPLICATE, BUS_FULL or BUS_ERROR; the commit can be
  * run again after BUS_FULL or BUS_ERROR. */
 bus_status_t bus_commit_run(bus_commit_t *commit);
+/* bus_commit_send, bus_commit_finish - bus_commit_run in two halves, so that the caller can
+ * prepare its next commit while Redis runs this one: send returns at once (0, or -1 and
+ * finish then returns BUS_ERROR); finish waits for the outcome. Between the two, nothing else
+ * may use the bus's Redis connection (destroying a sent commit finishes it). */
+int bus_commit_send(bus_commit_t *commit);
+bus_status_t bus_commit_finish(bus_commit_t *commit);
 /* bus_commit_destroy - free; accepts NULL, clears the pointer. */
 void bus_commit_destroy(bus_commit_t **commit);
 

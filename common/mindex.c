@@ -923,6 +923,49 @@ static int find_record(const mindex_t *self, const char *buf, size_t len, int64_
 
 /* records_present - the MIDs of the records in one record bucket delivered at or after
  * oldest (at most max); each record is decoded once. */
+/* peek_uint - a msgpack unsigned integer at *pos; false when it is something else or cut. */
+static bool peek_uint(const unsigned char *p, size_t len, size_t *pos, uint64_t *out)
+{
+    if (*pos >= len)
+        return false;
+    unsigned char t = p[*pos];
+    size_t n = t <= 0x7f ? 0 : t == 0xcc ? 1 : t == 0xcd ? 2 : t == 0xce ? 4 : t == 0xcf ? 8 : 9;
+    if (n == 9 || *pos + 1 + n > len)
+        return false;
+    uint64_t v = n == 0 ? t : 0;
+    for (size_t i = 0; i < n; i++)
+        v = v << 8 | p[*pos + 1 + i];
+    *pos += 1 + n;
+    *out = v;
+    return true;
+}
+
+/* record_peek - the MID and time of a stored record, read from its first fields without
+ * decoding the rest (a look-up only needs to know the record is there). 0 or -1. */
+static int record_peek(const mindex_t *self, const char *buf, size_t len, int64_t part, int64_t bucket, int64_t *mid,
+                       int64_t *time_ms)
+{
+    const unsigned char *p = (const unsigned char *)buf;
+    size_t pos = 1;
+    if (len < 1)
+        return -1;
+    if (p[0] >= 0x90 && p[0] <= 0x9f)
+        pos = 1;
+    else if (p[0] == 0xdc)
+        pos = 3;
+    else if (p[0] == 0xdd)
+        pos = 5;
+    else
+        return -1;
+    uint64_t version, offset, ms;
+    if (!peek_uint(p, len, &pos, &version) || version != MINDEX_RECORD_VERSION || !peek_uint(p, len, &pos, &offset) ||
+        offset >= MINDEX_RECORDS_PER_BUCKET || !peek_uint(p, len, &pos, &ms) || ms > (uint64_t)self->partition_ms)
+        return -1;
+    *mid = bucket * MINDEX_RECORDS_PER_BUCKET + 1 + (int64_t)offset;
+    *time_ms = part * self->partition_ms + (int64_t)ms;
+    return 0;
+}
+
 static size_t records_present(const mindex_t *self, const char *buf, size_t len, int64_t part, int64_t bucket,
                               int64_t oldest, int64_t *out, size_t max)
 {
@@ -931,12 +974,9 @@ static size_t records_present(const mindex_t *self, const char *buf, size_t len,
         size_t rl = record_length(buf + off);
         if (off + 3 + rl > len)
             break;
-        mindex_record_t r;
-        if (record_decode(self, buf + off + 3, rl, part, bucket, &r) == 0) {
-            if (r.time_ms >= oldest)
-                out[n++] = r.mid;
-            mindex_record_clear(&r);
-        }
+        int64_t mid, time_ms;
+        if (record_peek(self, buf + off + 3, rl, part, bucket, &mid, &time_ms) == 0 && time_ms >= oldest)
+            out[n++] = mid;
         off += 3 + rl;
     }
     return n;

@@ -12,7 +12,24 @@
 #include "msgpack_check.h"
 #include "util.h"
 
-typedef enum { RECORD_KIND_STR, RECORD_KIND_INT, RECORD_KIND_BOOL, RECORD_KIND_STRV, RECORD_KIND_ATTV } record_kind_t;
+typedef enum {
+    RECORD_KIND_STR,
+    RECORD_KIND_INT,
+    RECORD_KIND_BOOL,
+    RECORD_KIND_STRV,
+    RECORD_KIND_ATTV,
+    RECORD_KIND_LINEV
+} record_kind_t;
+
+/* An array of sub-records: record_attv_t and record_linev_t have this layout. */
+typedef struct {
+    void *v;
+    size_t n;
+} record_subv_t;
+_Static_assert(sizeof(record_subv_t) == sizeof(record_attv_t) && sizeof(record_subv_t) == sizeof(record_linev_t) &&
+                   offsetof(record_subv_t, n) == offsetof(record_attv_t, n) &&
+                   offsetof(record_subv_t, n) == offsetof(record_linev_t, n),
+               "sub-record arrays share one layout");
 
 typedef struct {
     const char *name;
@@ -43,23 +60,33 @@ struct record_desc {
     const record_desc_t RECORD_DESC_##type = {#type, version, sizeof(ctype), RECORD_FIELDS_##type, \
                                               UTIL_ARRAY_LEN(RECORD_FIELDS_##type)};
 
+/* Each type's version, from RECORD_TYPES. */
+enum {
+#define RECORD_VERSION_ENUM(name, version) RECORD_VERSION_##name = version,
+    RECORD_TYPES(RECORD_VERSION_ENUM)
+#undef RECORD_VERSION_ENUM
+};
+
 #define RECORD_CURRENT record_attachment_t
 RECORD_DEFINE(attachment, record_attachment_t, 1, RECORD_ATTACHMENT_FIELDS)
 #undef RECORD_CURRENT
+#define RECORD_CURRENT record_line_t
+RECORD_DEFINE(line, record_line_t, 1, RECORD_LINE_FIELDS)
+#undef RECORD_CURRENT
 #define RECORD_CURRENT record_delivery_t
-RECORD_DEFINE(delivery, record_delivery_t, 1, RECORD_DELIVERY_FIELDS)
+RECORD_DEFINE(delivery, record_delivery_t, RECORD_VERSION_delivery, RECORD_DELIVERY_FIELDS)
 #undef RECORD_CURRENT
 #define RECORD_CURRENT record_verdict_t
-RECORD_DEFINE(verdict, record_verdict_t, 1, RECORD_VERDICT_FIELDS)
+RECORD_DEFINE(verdict, record_verdict_t, RECORD_VERSION_verdict, RECORD_VERDICT_FIELDS)
 #undef RECORD_CURRENT
 #define RECORD_CURRENT record_job_t
-RECORD_DEFINE(job, record_job_t, 1, RECORD_JOB_FIELDS)
+RECORD_DEFINE(job, record_job_t, RECORD_VERSION_job, RECORD_JOB_FIELDS)
 #undef RECORD_CURRENT
 #define RECORD_CURRENT record_result_t
-RECORD_DEFINE(result, record_result_t, 1, RECORD_RESULT_FIELDS)
+RECORD_DEFINE(result, record_result_t, RECORD_VERSION_result, RECORD_RESULT_FIELDS)
 #undef RECORD_CURRENT
 #define RECORD_CURRENT record_event_t
-RECORD_DEFINE(event, record_event_t, 1, RECORD_EVENT_FIELDS)
+RECORD_DEFINE(event, record_event_t, RECORD_VERSION_event, RECORD_EVENT_FIELDS)
 #undef RECORD_CURRENT
 
 static const record_desc_t *const RECORD_ALL[] = {
@@ -68,10 +95,15 @@ static const record_desc_t *const RECORD_ALL[] = {
 #undef RECORD_LIST_ENTRY
 };
 
-/* The versions in RECORD_TYPES must match the descriptors' (checked once, cheaply). */
 #define RECORD_VERSION_CHECK(name, version) _Static_assert(version >= 1, "record version");
 RECORD_TYPES(RECORD_VERSION_CHECK)
 #undef RECORD_VERSION_CHECK
+
+/* sub_desc - the descriptor of the elements of a sub-record array. */
+static const record_desc_t *sub_desc(record_kind_t kind)
+{
+    return kind == RECORD_KIND_ATTV ? &RECORD_DESC_attachment : &RECORD_DESC_line;
+}
 
 const char *record_desc_name(const record_desc_t *desc)
 {
@@ -119,6 +151,15 @@ void record_strv_push(record_strv_t *strv, const char *s)
     strv->v[strv->n++] = util_xstrdup(s);
 }
 
+void record_linev_push(record_linev_t *lines, const char *log, int64_t mid, const char *message)
+{
+    lines->v = util_xrealloc(lines->v, (lines->n + 1) * sizeof(*lines->v));
+    record_line_t *l = &lines->v[lines->n++];
+    l->log = util_xstrdup(log);
+    l->mid = mid;
+    l->message = util_xstrdup(message);
+}
+
 /* allowed_contains - whether s is one of the '|'-separated values. */
 static bool allowed_contains(const char *allowed, const char *s, size_t len)
 {
@@ -155,7 +196,8 @@ static bool field_present(const record_field_t *f, const void *slot)
     case RECORD_KIND_STRV:
         return f->required || ((const record_strv_t *)slot)->n > 0;
     case RECORD_KIND_ATTV:
-        return f->required || ((const record_attv_t *)slot)->n > 0;
+    case RECORD_KIND_LINEV:
+        return f->required || ((const record_subv_t *)slot)->n > 0;
     }
     return false;
 }
@@ -221,15 +263,17 @@ static int encode_field(const record_desc_t *desc, const record_field_t *f, cons
         }
         return 0;
     }
-    case RECORD_KIND_ATTV: {
-        const record_attv_t *attv = slot;
-        if (attv->n > f->max) {
-            record_error(err, errsize, "%s.%s: %zu elements, more than %zu", desc->name, f->name, attv->n, f->max);
+    case RECORD_KIND_ATTV:
+    case RECORD_KIND_LINEV: {
+        const record_subv_t *subv = slot;
+        const record_desc_t *sub = sub_desc(f->kind);
+        if (subv->n > f->max) {
+            record_error(err, errsize, "%s.%s: %zu elements, more than %zu", desc->name, f->name, subv->n, f->max);
             return -1;
         }
-        msgpack_pack_array(pk, attv->n);
-        for (size_t i = 0; i < attv->n; i++)
-            if (record_encode_into(&RECORD_DESC_attachment, &attv->v[i], pk, false, err, errsize) < 0)
+        msgpack_pack_array(pk, subv->n);
+        for (size_t i = 0; i < subv->n; i++)
+            if (record_encode_into(sub, (const char *)subv->v + i * sub->size, pk, false, err, errsize) < 0)
                 return -1;
         return 0;
     }
@@ -287,7 +331,8 @@ int record_encode(const record_desc_t *desc, const void *record, msgpack_sbuffer
 
 static const char *kind_name(record_kind_t kind)
 {
-    static const char *const names[] = {"string", "integer", "boolean", "array of strings", "array of maps"};
+    static const char *const names[] = {"string", "integer", "boolean", "array of strings", "array of maps",
+                                        "array of maps"};
     return names[kind];
 }
 
@@ -351,7 +396,8 @@ static int decode_field(const record_desc_t *desc, const record_field_t *f, cons
         }
         return 0;
     }
-    case RECORD_KIND_ATTV: {
+    case RECORD_KIND_ATTV:
+    case RECORD_KIND_LINEV: {
         if (o->type != MSGPACK_OBJECT_ARRAY)
             break;
         const msgpack_object_array *a = &o->via.array;
@@ -359,13 +405,14 @@ static int decode_field(const record_desc_t *desc, const record_field_t *f, cons
             record_error(err, errsize, "%s.%s: %u elements, more than %zu", desc->name, f->name, a->size, f->max);
             return -1;
         }
-        record_attv_t *attv = slot;
-        attv->v = util_xcalloc(a->size, sizeof(*attv->v));
+        record_subv_t *subv = slot;
+        const record_desc_t *sub = sub_desc(f->kind);
+        subv->v = util_xcalloc(a->size ? a->size : 1, sub->size);
         for (uint32_t i = 0; i < a->size; i++) {
             /* counted before it is decoded, so record_clear() frees the fields a failing
              * element had already decoded (the elements are zeroed by calloc) */
-            attv->n++;
-            if (record_decode_map(&RECORD_DESC_attachment, &a->ptr[i], &attv->v[i], false, err, errsize) < 0)
+            subv->n++;
+            if (record_decode_map(sub, &a->ptr[i], (char *)subv->v + i * sub->size, false, err, errsize) < 0)
                 return -1;
         }
         return 0;
@@ -498,11 +545,12 @@ void record_clear(const record_desc_t *desc, void *record)
             for (size_t j = 0; j < strv->n; j++)
                 free(strv->v[j]);
             free(strv->v);
-        } else if (f->kind == RECORD_KIND_ATTV) {
-            record_attv_t *attv = slot;
-            for (size_t j = 0; j < attv->n; j++)
-                record_clear(&RECORD_DESC_attachment, &attv->v[j]);
-            free(attv->v);
+        } else if (f->kind == RECORD_KIND_ATTV || f->kind == RECORD_KIND_LINEV) {
+            record_subv_t *subv = slot;
+            const record_desc_t *sub = sub_desc(f->kind);
+            for (size_t j = 0; j < subv->n; j++)
+                record_clear(sub, (char *)subv->v + j * sub->size);
+            free(subv->v);
         }
     }
     memset(record, 0, desc->size);

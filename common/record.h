@@ -18,8 +18,8 @@
  * allowed set, and a key present twice.
  *
  * Field kinds: STR (char *, NULL when absent), INT (int64_t, 0 when absent: optional
- * integers are omitted when 0), BOOL, STRV (record_strv_t: array of strings) and ATTV
- * (an array of attachment sub-records).
+ * integers are omitted when 0), BOOL, STRV (record_strv_t: array of strings), ATTV (an array
+ * of attachment sub-records) and LINEV (an array of line sub-records).
  */
 #ifndef CLAWBACK_RECORD_H
 #define CLAWBACK_RECORD_H
@@ -41,6 +41,12 @@ typedef struct {
     struct record_attachment *v;
     size_t n;
 } record_attv_t;
+
+struct record_line;
+typedef struct {
+    struct record_line *v;
+    size_t n;
+} record_linev_t;
 
 /* X(kind, name, presence, max length or count, allowed values "a|b|c" or NULL) */
 #define RECORD_HEADER_FIELDS(X)                                                                    \
@@ -114,15 +120,28 @@ typedef struct {
     X(STR, reason, OPTIONAL, 32, "url_retrospection|admin")                                        \
     X(STR, forward_to, OPTIONAL, 320, NULL)
 
-/* event - a log or message-tracking event (from any stage, to the logger). */
+/* The logs an event's line may go to: the seed gateway's, and "tracking" (a message's tracking
+ * only, no file). */
+#define RECORD_EVENT_LOGS "ecs|mail_logs|remediation|url_rep_client|tracking"
+
+/* One more line of an event (a sub-record of event). */
+#define RECORD_LINE_FIELDS(X)                                                                      \
+    X(STR, log, REQUIRED, 32, RECORD_EVENT_LOGS)                                                   \
+    X(INT, mid, OPTIONAL, 0, NULL)                                                                 \
+    X(STR, message, REQUIRED, 8192, NULL)
+
+/* event - a log or message-tracking event (from any stage, to the logger). v2: lines, further
+ * lines of the same program, level and batch, each written to its own log after the event's
+ * own message (the many lines of a batch travel as a few events). */
 #define RECORD_EVENT_FIELDS(X)                                                                     \
     RECORD_HEADER_FIELDS(X)                                                                        \
     X(STR, program, REQUIRED, 64, NULL)                                                            \
-    X(STR, log, REQUIRED, 32, "ecs|mail_logs|remediation|url_rep_client|tracking")                 \
+    X(STR, log, REQUIRED, 32, RECORD_EVENT_LOGS)                                                   \
     X(STR, level, REQUIRED, 16, "critical|warning|info|debug|trace")                               \
     X(INT, mid, OPTIONAL, 0, NULL)                                                                 \
     X(STR, batch, OPTIONAL, 64, NULL)                                                              \
-    X(STR, message, REQUIRED, 8192, NULL)
+    X(STR, message, REQUIRED, 8192, NULL)                                                          \
+    X(LINEV, lines, OPTIONAL, 1000, NULL)
 
 /* Every top-level record type: X(name, version). */
 #define RECORD_TYPES(X)                                                                            \
@@ -130,18 +149,22 @@ typedef struct {
     X(verdict, 1)                                                                                  \
     X(job, 1)                                                                                      \
     X(result, 2)                                                                                   \
-    X(event, 1)
+    X(event, 2)
 
 #define RECORD_CTYPE_STR char *
 #define RECORD_CTYPE_INT int64_t
 #define RECORD_CTYPE_BOOL bool
 #define RECORD_CTYPE_STRV record_strv_t
 #define RECORD_CTYPE_ATTV record_attv_t
+#define RECORD_CTYPE_LINEV record_linev_t
 #define RECORD_MEMBER(kind, name, presence, max, allowed) RECORD_CTYPE_##kind name;
 
 typedef struct record_attachment {
     RECORD_ATTACHMENT_FIELDS(RECORD_MEMBER)
 } record_attachment_t;
+typedef struct record_line {
+    RECORD_LINE_FIELDS(RECORD_MEMBER)
+} record_line_t;
 typedef struct {
     RECORD_DELIVERY_FIELDS(RECORD_MEMBER)
 } record_delivery_t;
@@ -160,11 +183,12 @@ typedef struct {
 
 typedef struct record_desc record_desc_t;
 
-/* The descriptors, one per type (and one for the attachment sub-record). */
+/* The descriptors, one per type (and one for each sub-record: attachment, line). */
 #define RECORD_DECLARE_DESC(name, version) extern const record_desc_t RECORD_DESC_##name;
 RECORD_TYPES(RECORD_DECLARE_DESC)
 #undef RECORD_DECLARE_DESC
 extern const record_desc_t RECORD_DESC_attachment;
+extern const record_desc_t RECORD_DESC_line;
 
 /* record_desc_name, record_desc_version - a descriptor's type name and current version. */
 const char *record_desc_name(const record_desc_t *desc);
@@ -192,5 +216,7 @@ void record_clear(const record_desc_t *desc, void *record);
 
 /* record_strv_push - append a copy of s to an array field. */
 void record_strv_push(record_strv_t *strv, const char *s);
+/* record_linev_push - append a line (copies of log and message) to an event's lines. */
+void record_linev_push(record_linev_t *lines, const char *log, int64_t mid, const char *message);
 
 #endif

@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -409,14 +410,11 @@ static void redis_script_hash(redis_script_t *script)
         snprintf(script->sha1 + 2 * i, 3, "%02x", digest[i]);
 }
 
-redisReply *redis_conn_eval(redis_conn_t *self, redis_script_t *script, int nkeys, int argc,
-                            const char **argv, const size_t *argvlen)
+/* redis_eval_args - "EVALSHA sha nkeys" (or "EVAL source nkeys") followed by argv: a vector
+ * the caller frees (both arrays), or NULL when the arguments are bad. */
+static const char **redis_eval_args(redis_conn_t *self, redis_script_t *script, bool load, int nkeys, int argc,
+                                    const char **argv, const size_t *argvlen, size_t **lensp, char nkeys_text[16])
 {
-    if (self->pending) {
-        /* the reply read would be the first pipelined command's */
-        redis_conn_set_error(self, "redis %s: script run with a pipeline pending", self->describe);
-        return NULL;
-    }
     if (argc < 0 || nkeys < 0 || nkeys > argc) {
         redis_conn_set_error(self, "redis %s: bad script arguments (%d keys of %d)", self->describe, nkeys, argc);
         return NULL;
@@ -425,10 +423,9 @@ redisReply *redis_conn_eval(redis_conn_t *self, redis_script_t *script, int nkey
     int total = argc + 3;
     const char **args = util_xcalloc((size_t)total, sizeof(*args));
     size_t *lens = util_xcalloc((size_t)total, sizeof(*lens));
-    char nkeys_text[16];
-    snprintf(nkeys_text, sizeof(nkeys_text), "%d", nkeys);
-    args[0] = "EVALSHA";
-    args[1] = script->sha1;
+    snprintf(nkeys_text, 16, "%d", nkeys);
+    args[0] = load ? "EVAL" : "EVALSHA";
+    args[1] = load ? script->source : script->sha1;
     args[2] = nkeys_text;
     for (int i = 0; i < argc; i++) {
         args[i + 3] = argv[i];
@@ -436,24 +433,77 @@ redisReply *redis_conn_eval(redis_conn_t *self, redis_script_t *script, int nkey
     }
     for (int i = 0; i < 3; i++)
         lens[i] = strlen(args[i]);
+    *lensp = lens;
+    return args;
+}
 
-    redisReply *r = NULL;
-    redis_conn_sigpipe_t guard;
-    redis_conn_sigpipe_block(&guard);
-    if (redis_conn_open(self) == 0) {
-        r = redisCommandArgv(self->ctx, total, args, lens);
-        if (r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0) {
-            freeReplyObject(r);
-            args[0] = "EVAL";
-            args[1] = script->source;
-            lens[0] = 4;
-            lens[1] = strlen(script->source);
-            r = redisCommandArgv(self->ctx, total, args, lens);
-        }
-        r = redis_conn_check(self, r);
+redisReply *redis_conn_eval(redis_conn_t *self, redis_script_t *script, int nkeys, int argc,
+                            const char **argv, const size_t *argvlen)
+{
+    if (self->pending) {
+        /* the reply read would be the first pipelined command's */
+        redis_conn_set_error(self, "redis %s: script run with a pipeline pending", self->describe);
+        return NULL;
     }
-    redis_conn_sigpipe_restore(&guard);
+    if (redis_conn_eval_send(self, script, nkeys, argc, argv, argvlen) != 0)
+        return NULL;
+    return redis_conn_eval_recv(self, script, nkeys, argc, argv, argvlen);
+}
+
+int redis_conn_eval_send(redis_conn_t *self, redis_script_t *script, int nkeys, int argc, const char **argv,
+                         const size_t *argvlen)
+{
+    if (self->pending) {
+        redis_conn_set_error(self, "redis %s: script run with a pipeline pending", self->describe);
+        return -1;
+    }
+    char nkeys_text[16];
+    size_t *lens = NULL;
+    const char **args = redis_eval_args(self, script, false, nkeys, argc, argv, argvlen, &lens, nkeys_text);
+    if (!args)
+        return -1;
+    int rc = redis_conn_appendargv(self, argc + 3, args, lens);
     free(args);
     free(lens);
-    return r;
+    if (rc != 0)
+        return -1;
+    /* written now, so that Redis runs it while the caller goes on */
+    redis_conn_sigpipe_t guard;
+    redis_conn_sigpipe_block(&guard);
+    int done = 0;
+    while (rc == 0 && !done)
+        if (redisBufferWrite(self->ctx, &done) != REDIS_OK)
+            rc = -1;
+    redis_conn_sigpipe_restore(&guard);
+    if (rc != 0) {
+        redis_conn_set_error(self, "redis %s: %s", self->describe, self->ctx->err ? self->ctx->errstr : "write failed");
+        redis_conn_drop(self);
+    }
+    return rc;
+}
+
+redisReply *redis_conn_eval_recv(redis_conn_t *self, redis_script_t *script, int nkeys, int argc,
+                                 const char **argv, const size_t *argvlen)
+{
+    redisReply *r = NULL;
+    if (redis_conn_pipeline_exec(self, &r, 1) != 0)
+        return NULL;
+    if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0) {
+        /* a restarted (or flushed) Redis: the script did not run; load it and run it */
+        freeReplyObject(r);
+        r = NULL;
+        char nkeys_text[16];
+        size_t *lens = NULL;
+        const char **args = redis_eval_args(self, script, true, nkeys, argc, argv, argvlen, &lens, nkeys_text);
+        if (!args)
+            return NULL;
+        redis_conn_sigpipe_t guard;
+        redis_conn_sigpipe_block(&guard);
+        if (redis_conn_open(self) == 0)
+            r = redisCommandArgv(self->ctx, argc + 3, args, lens);
+        redis_conn_sigpipe_restore(&guard);
+        free(args);
+        free(lens);
+    }
+    return redis_conn_check(self, r);
 }

@@ -68,6 +68,28 @@ int strbuf_appends(strbuf_t *sb, const char *s)
     return strbuf_append(sb, s, strlen(s));
 }
 
+int strbuf_append_int(strbuf_t *sb, int64_t v)
+{
+    char tmp[24];
+    size_t n = sizeof(tmp);
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+    do {
+        tmp[--n] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0)
+        tmp[--n] = '-';
+    return strbuf_append(sb, tmp + n, sizeof(tmp) - n);
+}
+
+int strbuf_appendv(strbuf_t *sb, const char *const *parts, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strbuf_appends(sb, parts[i]) < 0)
+            return -1;
+    return 0;
+}
+
 int strbuf_vappendf(strbuf_t *sb, const char *fmt, va_list ap)
 {
     va_list copy;

@@ -11,6 +11,7 @@
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 typedef struct {
     char *data;     /* always NUL-terminated when non-NULL; owned by the buffer */
@@ -30,6 +31,10 @@ void strbuf_reset(strbuf_t *sb);
 int strbuf_append(strbuf_t *sb, const void *data, size_t n);
 /* strbuf_appends - append a C string. */
 int strbuf_appends(strbuf_t *sb, const char *s);
+/* strbuf_append_int - append v in decimal; strbuf_appendv - append n C strings in a row (both
+ * without printf, for lines built by the thousand). */
+int strbuf_append_int(strbuf_t *sb, int64_t v);
+int strbuf_appendv(strbuf_t *sb, const char *const *parts, size_t n);
 /* strbuf_appendf - append printf-formatted text. */
 int strbuf_appendf(strbuf_t *sb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int strbuf_vappendf(strbuf_t *sb, const char *fmt, va_list ap);

@@ -23,7 +23,8 @@
 
 #define ENRICH_PROGRAM "clawback-enricher"
 #define ENRICH_MAX_SUBJECTS 32 /* distinct subjects expanded per verdict */
-#define ENRICH_PIPELINE 512    /* claim reads per round trip */
+#define ENRICH_PIPELINE 64          /* claim reads (HMGET) per round trip */
+#define ENRICH_CLAIMS_PER_READ 500  /* copies per HMGET */
 #define ENRICH_REPLANS 5       /* plans tried when other enrichers keep taking claims */
 
 struct enrich {
@@ -48,6 +49,7 @@ typedef struct {
     const config_domains_t *mapping;
     bool skip;    /* no job: claimed (by another batch or already by this one), or remediated */
     bool mine;    /* claimed by this batch already (an earlier, interrupted run) */
+    bool stale;   /* the copy holds the state an earlier batch left (failed, rejected) */
 } plan_job_t;
 
 /* Everything one verdict leads to. */
@@ -220,13 +222,22 @@ static int plan_expand_subjects(enrich_t *self, plan_t *p)
 {
     char *subjects[ENRICH_MAX_SUBJECTS];
     size_t nsubjects = 0, more = 0;
+    const char *last_raw = NULL; /* messages of one campaign mostly share the raw subject too */
+    zhashx_t *others = NULL;     /* the subjects beyond ENRICH_MAX_SUBJECTS */
     for (size_t i = 0; i < p->nrecs; i++) {
-        char *norm = p->recs[i].subject ? mindex_subject_normalize(p->recs[i].subject) : NULL;
+        const char *raw = p->recs[i].subject;
+        if (raw && last_raw && strcmp(raw, last_raw) == 0)
+            continue;
+        last_raw = raw;
+        char *norm = raw ? mindex_subject_normalize(raw) : NULL;
         bool known = !norm || !*norm;
         for (size_t k = 0; k < nsubjects && !known; k++)
             known = strcmp(subjects[k], norm) == 0;
         if (!known && nsubjects == ENRICH_MAX_SUBJECTS) {
-            more++;
+            if (!others)
+                others = zhashx_new();
+            if (zhashx_insert(others, norm, (void *)1) == 0)
+                more++; /* a distinct subject beyond the limit */
             known = true;
         }
         if (known)
@@ -234,6 +245,7 @@ static int plan_expand_subjects(enrich_t *self, plan_t *p)
         else
             subjects[nsubjects++] = norm;
     }
+    zhashx_destroy(&others);
     if (more)
         strbuf_appendf(&p->notes, "; %zu further subjects not expanded (at most %d per verdict)", more,
                        ENRICH_MAX_SUBJECTS);
@@ -265,55 +277,86 @@ static int plan_expand_subjects(enrich_t *self, plan_t *p)
     return rc;
 }
 
-/* plan_read_claims - mark the jobs whose copy is claimed or already remediated; count them. */
+/* plan_job_mid - the MID of plan job i. */
+static int64_t plan_job_mid(const plan_t *p, size_t i)
+{
+    return p->recs[p->jobs[i].rec].mid;
+}
+
+/* plan_note_claim - what a copy's claim and state say about job j. */
+static void plan_note_claim(plan_t *p, plan_job_t *j, const redisReply *claim, const redisReply *state)
+{
+    j->skip = j->mine = false;
+    j->stale = state->type == REDIS_REPLY_STRING;
+    if (claim->type == REDIS_REPLY_STRING && strcmp(claim->str, p->uuid) == 0) {
+        j->skip = j->mine = true;
+        p->done_before++;
+    } else if (state->type == REDIS_REPLY_STRING && (!strcmp(state->str, "remediated") || !strcmp(state->str, "not_found"))) {
+        j->skip = true;
+        p->remediated_before++;
+    } else if (claim->type == REDIS_REPLY_STRING) {
+        j->skip = true;
+        p->claimed++;
+    }
+}
+
+/* plan_read_claims - mark the jobs whose copy is claimed or already remediated; count them.
+ * The jobs of one cb:copies key are read with one HMGET, ENRICH_PIPELINE of them a round trip. */
 static int plan_read_claims(enrich_t *self, plan_t *p)
 {
     p->claimed = p->remediated_before = p->done_before = 0;
-    for (size_t start = 0; start < p->njobs; start += ENRICH_PIPELINE) {
-        size_t n = p->njobs - start < ENRICH_PIPELINE ? p->njobs - start : ENRICH_PIPELINE;
-        for (size_t i = 0; i < n; i++) {
-            plan_job_t *j = &p->jobs[start + i];
-            const mindex_record_t *r = &p->recs[j->rec];
+    const char **argv = util_xcalloc(2 + 2 * ENRICH_CLAIMS_PER_READ, sizeof(*argv));
+    char **fields = util_xcalloc(2 * ENRICH_CLAIMS_PER_READ, sizeof(*fields));
+    size_t *bounds = util_xcalloc(ENRICH_PIPELINE + 1, sizeof(*bounds));
+    redisReply **replies = util_xcalloc(ENRICH_PIPELINE, sizeof(*replies));
+    int rc = 0;
+    size_t next = 0;
+    while (rc == 0 && next < p->njobs) {
+        size_t ncmd = 0;
+        bounds[0] = next;
+        while (next < p->njobs && ncmd < ENRICH_PIPELINE) {
+            int64_t shard = plan_job_mid(p, next) / BATCH_COPIES_SHARD;
             char key[48];
-            batch_msg_key(key, sizeof(key), r->mid);
-            char *claim = batch_claim_field(r->rcpts[j->rcpt].address);
-            char *state = batch_state_field(r->rcpts[j->rcpt].address);
-            const char *argv[] = {"HMGET", key, claim, state};
-            redis_conn_appendargv(self->redis, 4, argv, NULL);
-            free(claim);
-            free(state);
-        }
-        redisReply *replies[ENRICH_PIPELINE];
-        if (redis_conn_pipeline_exec(self->redis, replies, n) != 0)
-            return -1;
-        int rc = 0;
-        for (size_t i = 0; i < n; i++) {
-            plan_job_t *j = &p->jobs[start + i];
-            redisReply *r = replies[i];
-            if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
-                rc = -1;
-            } else {
-                const redisReply *claim = r->element[0], *state = r->element[1];
-                j->skip = j->mine = false;
-                if (claim->type == REDIS_REPLY_STRING && strcmp(claim->str, p->uuid) == 0) {
-                    j->skip = j->mine = true;
-                    p->done_before++;
-                } else if (state->type == REDIS_REPLY_STRING &&
-                           (!strcmp(state->str, "remediated") || !strcmp(state->str, "not_found"))) {
-                    j->skip = true;
-                    p->remediated_before++;
-                } else if (claim->type == REDIS_REPLY_STRING) {
-                    j->skip = true;
-                    p->claimed++;
-                }
+            batch_copies_key(key, sizeof(key), plan_job_mid(p, next));
+            argv[0] = "HMGET";
+            argv[1] = key;
+            size_t nf = 0, end = next;
+            while (end < p->njobs && end - next < ENRICH_CLAIMS_PER_READ &&
+                   plan_job_mid(p, end) / BATCH_COPIES_SHARD == shard) {
+                const mindex_record_t *r = &p->recs[p->jobs[end].rec];
+                const char *rcpt = r->rcpts[p->jobs[end].rcpt].address;
+                fields[nf++] = batch_claim_field(r->mid, rcpt);
+                fields[nf++] = batch_state_field(r->mid, rcpt);
+                end++;
             }
-            if (r)
-                freeReplyObject(r);
+            for (size_t f = 0; f < nf; f++)
+                argv[2 + f] = fields[f];
+            if (redis_conn_appendargv(self->redis, (int)(2 + nf), argv, NULL) != 0)
+                rc = -1;
+            for (size_t f = 0; f < nf; f++)
+                free(fields[f]);
+            bounds[++ncmd] = next = end;
         }
-        if (rc != 0)
-            return -1;
+        if (rc != 0 || redis_conn_pipeline_exec(self->redis, replies, ncmd) != 0) {
+            rc = -1;
+            break;
+        }
+        for (size_t k = 0; k < ncmd; k++) {
+            const redisReply *r = replies[k];
+            size_t n = bounds[k + 1] - bounds[k];
+            if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2 * n)
+                rc = -1;
+            for (size_t i = 0; rc == 0 && i < n; i++)
+                plan_note_claim(p, &p->jobs[bounds[k] + i], r->element[2 * i], r->element[2 * i + 1]);
+            if (replies[k])
+                freeReplyObject(replies[k]);
+        }
     }
-    return 0;
+    free(argv);
+    free(fields);
+    free(bounds);
+    free(replies);
+    return rc;
 }
 
 /* plan_build - look the verdict up and decide every job. 0 or -1 (Redis failed). */
@@ -385,47 +428,61 @@ static int plan_build(enrich_t *self, plan_t *p)
     return rc;
 }
 
-/* plan_match_line - the tracking line saying why a message is in the batch. */
+/* plan_match_line - the tracking line saying why a message is in the batch (built without
+ * printf: one per message of a fan-out). */
 static void plan_match_line(const plan_t *p, const mindex_record_t *r, strbuf_t *out)
 {
     const match_t *m = plan_match_of(p, r->mid);
     const record_verdict_t *v = &p->verdict;
     const char *what = strcmp(v->observable_type, "url") == 0 ? "URL" : "domain";
     strbuf_reset(out);
-    if (m && m->how == MATCH_URL)
-        strbuf_appendf(out, "Message %" PRId64 " carries %s '%s' that feed '%s' found %s (URL retrospection)", r->mid,
-                       what, p->canonical, v->feed, v->disposition);
-    else if (m && m->how == MATCH_EMAIL_ID)
-        strbuf_appendf(out, "Message %" PRId64 " (email id %s) was named by feed '%s' for %s '%s', found %s (URL retrospection)",
-                       r->mid, r->email_id, v->feed, what, p->canonical, v->disposition);
-    else
-        strbuf_appendf(out, "Message %" PRId64 " has the subject of a message carrying %s '%s' that feed '%s' found %s "
-                       "(URL retrospection)", r->mid, what, p->canonical, v->feed, v->disposition);
-    strbuf_appendf(out, "; remediation %s in batch '%s'.", p->held ? "waits for approval" : "initiated", p->uuid);
+    strbuf_appends(out, "Message ");
+    strbuf_append_int(out, r->mid);
+    if (m && m->how == MATCH_URL) {
+        const char *parts[] = {" carries ", what, " '", p->canonical, "' that feed '", v->feed, "' found ",
+                               v->disposition, " (URL retrospection)"};
+        strbuf_appendv(out, parts, UTIL_ARRAY_LEN(parts));
+    } else if (m && m->how == MATCH_EMAIL_ID) {
+        const char *parts[] = {" (email id ", r->email_id, ") was named by feed '", v->feed, "' for ", what, " '",
+                               p->canonical, "', found ", v->disposition, " (URL retrospection)"};
+        strbuf_appendv(out, parts, UTIL_ARRAY_LEN(parts));
+    } else {
+        const char *parts[] = {" has the subject of a message carrying ", what, " '", p->canonical, "' that feed '",
+                               v->feed, "' found ", v->disposition, " (URL retrospection)"};
+        strbuf_appendv(out, parts, UTIL_ARRAY_LEN(parts));
+    }
+    const char *tail[] = {"; remediation ", p->held ? "waits for approval" : "initiated", " in batch '", p->uuid, "'."};
+    strbuf_appendv(out, tail, UTIL_ARRAY_LEN(tail));
 }
 
-/* plan_job_record - the job of plan job j. Caller clears it. */
-static void plan_job_record(const plan_t *p, const plan_job_t *j, record_job_t *job)
+/* plan_job_record - the job of plan job j: its strings point into the plan, id and the
+ * subject are in the caller's buffers (a subject is cut at the job's 4096 bytes). Not cleared. */
+static void plan_job_record(const plan_t *p, const plan_job_t *j, record_job_t *job, char id[RECORD_MAX_ID + 1],
+                            char subject[4097])
 {
     const mindex_record_t *r = &p->recs[j->rec];
     const char *rcpt = r->rcpts[j->rcpt].address;
     memset(job, 0, sizeof(*job));
-    record_init(&RECORD_DESC_job, job);
-    char id[RECORD_MAX_ID + 1];
     batch_job_id(p->uuid, r->mid, rcpt, id);
-    free(job->id);
-    job->id = util_xstrdup(id);
-    job->batch = util_xstrdup(p->uuid);
+    job->id = id;
+    job->time_ms = p->now_ms;
+    job->batch = (char *)p->uuid;
     job->mid = r->mid;
-    job->email_id = util_xstrdup(r->email_id);
-    job->message_id = util_xstrdup(r->message_id ? r->message_id : "");
-    job->recipient = util_xstrdup(rcpt);
-    job->action = util_xstrdup(j->mapping->action);
-    job->profile = util_xstrdup(j->mapping->profile);
-    job->subject = r->subject ? util_xstrndup(r->subject, strnlen(r->subject, 4096)) : NULL;
-    job->reason = util_xstrdup("url_retrospection");
-    job->initiator = util_xstrdup(BATCH_RETRO_INITIATOR);
-    job->source = util_xstrdup(BATCH_RETRO_SOURCE);
+    job->email_id = (char *)r->email_id;
+    job->message_id = r->message_id ? r->message_id : (char *)"";
+    job->recipient = (char *)rcpt;
+    job->action = (char *)j->mapping->action;
+    job->profile = (char *)j->mapping->profile;
+    if (r->subject && strnlen(r->subject, 4097) > 4096) {
+        memcpy(subject, r->subject, 4096);
+        subject[4096] = '\0';
+        job->subject = subject;
+    } else {
+        job->subject = r->subject;
+    }
+    job->reason = (char *)"url_retrospection";
+    job->initiator = (char *)BATCH_RETRO_INITIATOR;
+    job->source = (char *)BATCH_RETRO_SOURCE;
 }
 
 /* plan_summary - the verdict's summary line. */
@@ -462,13 +519,14 @@ static void plan_summary(const plan_t *p, const enrich_t *self, strbuf_t *out)
     strbuf_appends(out, ".");
 }
 
-/* plan_commit_chunk - commit jobs [from, to) (whole messages); last consumes the verdict. */
-static bus_status_t plan_commit_chunk(enrich_t *self, plan_t *p, bus_t *bus, const bus_delivery_t *d, size_t from,
-                                      size_t to, bool first, bool last)
+/* plan_chunk - the commit of jobs [from, to) (whole messages); the last consumes the verdict
+ * (its summary line is left in summary). NULL when a record does not encode (logged). */
+static bus_commit_t *plan_chunk(enrich_t *self, plan_t *p, bus_t *bus, const bus_delivery_t *d, size_t from,
+                                size_t to, bool first, bool last, strbuf_t *summary)
 {
     const config_t *cfg = self->cfg;
     int64_t ttl = cfg->index_retention_ms > cfg->enricher_window_ms ? cfg->index_retention_ms : cfg->enricher_window_ms;
-    char bkey[96], jkey[96], hkey[96], msgkey[48], trkkey[48], err[256];
+    char bkey[96], jkey[96], hkey[96], err[256];
     batch_key(bkey, sizeof(bkey), p->uuid, NULL);
     batch_key(jkey, sizeof(jkey), p->uuid, "jobs");
     batch_key(hkey, sizeof(hkey), p->uuid, "held");
@@ -492,19 +550,23 @@ static bus_status_t plan_commit_chunk(enrich_t *self, plan_t *p, bus_t *bus, con
     strbuf_init(&line, 0);
     msgpack_sbuffer buf;
     msgpack_sbuffer_init(&buf);
+    /* the lines of the chunk's messages travel as a few events; the logger writes them and
+     * adds them to each message's tracking */
+    event_lines_t lines;
+    event_lines_init(&lines, ENRICH_PROGRAM, LOG_LEVEL_INFO, p->uuid);
     size_t messages = 0, jobs = 0;
     int64_t last_mid = 0;
     int rc = 0;
+    char id[RECORD_MAX_ID + 1], *subject = util_xmalloc(4097);
     for (size_t i = from; i < to && rc == 0; i++) {
         const plan_job_t *j = &p->jobs[i];
         if (j->skip)
             continue;
         const mindex_record_t *r = &p->recs[j->rec];
         const char *rcpt = r->rcpts[j->rcpt].address;
-        batch_msg_key(msgkey, sizeof(msgkey), r->mid);
-        batch_commit_copy(c, p->uuid, r->mid, rcpt, job_state, BATCH_CLAIM_GUARDED);
+        batch_commit_claim(c, p->uuid, r->mid, rcpt, job_state, p->held || j->stale, ttl);
         record_job_t job;
-        plan_job_record(p, j, &job);
+        plan_job_record(p, j, &job, id, subject);
         if (p->held) {
             msgpack_sbuffer_clear(&buf);
             rc = record_encode(&RECORD_DESC_job, &job, &buf, err, sizeof(err));
@@ -513,30 +575,24 @@ static bus_status_t plan_commit_chunk(enrich_t *self, plan_t *p, bus_t *bus, con
         } else {
             rc = bus_commit_add_record(c, "jobs", &RECORD_DESC_job, &job, err, sizeof(err));
         }
-        record_clear(&RECORD_DESC_job, &job);
         jobs++;
         if (r->mid != last_mid) { /* the first job of this message in the chunk */
             last_mid = r->mid;
             messages++;
-            bus_commit_pexpire(c, msgkey, ttl);
-            batch_track_key(trkkey, sizeof(trkkey), r->mid);
             plan_match_line(p, r, &line);
-            char id[RECORD_MAX_ID + 1];
-            snprintf(id, sizeof(id), "m:%s", p->uuid);
-            char *member = batch_track_member(id, line.data);
-            bus_commit_zadd(c, trkkey, p->now_ms, member);
-            free(member);
-            bus_commit_pexpire(c, trkkey, ttl);
+            event_lines_add(&lines, "tracking", r->mid, line.data);
             if (!p->held) {
                 strbuf_reset(&line);
                 batch_line_initiated(&line, r->mid, j->mapping->action, BATCH_RETRO_INITIATOR, BATCH_RETRO_SOURCE,
                                      p->uuid);
-                if (rc == 0)
-                    rc = event_commit_add(c, ENRICH_PROGRAM, "mail_logs", LOG_LEVEL_INFO, r->mid, p->uuid, line.data,
-                                          err, sizeof(err));
+                event_lines_add(&lines, "mail_logs", r->mid, line.data);
             }
         }
     }
+    free(subject);
+    if (rc == 0)
+        rc = event_lines_commit(&lines, c, err, sizeof(err));
+    event_lines_release(&lines);
     if (messages)
         bus_commit_hincrby(c, bkey, "messages", (int64_t)messages);
     if (jobs)
@@ -562,24 +618,29 @@ static bus_status_t plan_commit_chunk(enrich_t *self, plan_t *p, bus_t *bus, con
     bus_commit_pexpire(c, jkey, ttl);
     if (p->held)
         bus_commit_pexpire(c, hkey, ttl);
-    bus_status_t st = BUS_ERROR;
-    if (rc == 0)
-        st = bus_commit_run(c);
-    else
+    if (rc != 0) {
         log_warning("enricher: batch %s: a record does not encode: %s", p->uuid, err);
-    if (st == BUS_OK && last)
-        log_info("enricher: %s", line.data);
+        bus_commit_destroy(&c);
+    }
+    if (last)
+        strbuf_append(summary, line.data, line.len);
     msgpack_sbuffer_destroy(&buf);
     strbuf_release(&line);
-    bus_commit_destroy(&c);
-    return st;
+    return c;
 }
 
-/* plan_commit - commit the plan's jobs chunk by chunk. */
+/* plan_commit - commit the plan's jobs chunk by chunk; each chunk is built while Redis runs
+ * the one before, and sent once that one succeeded (so the last, which consumes the verdict,
+ * goes only after all the others). */
 static bus_status_t plan_commit(enrich_t *self, plan_t *p, bus_t *bus, const bus_delivery_t *d)
 {
     size_t from = 0;
     bool first = true;
+    bus_commit_t *running = NULL;
+    bus_status_t st = BUS_OK;
+    int64_t build_ms = 0, wait_ms = 0, send_ms = 0;
+    strbuf_t summary;
+    strbuf_init(&summary, 0);
     do {
         /* a chunk ends at a message boundary after ENRICH_CHUNK messages with jobs */
         size_t to = from, messages = 0;
@@ -597,14 +658,41 @@ static bus_status_t plan_commit(enrich_t *self, plan_t *p, bus_t *bus, const bus
         }
         bool last = to >= p->njobs;
         if (messages || last) {
-            bus_status_t st = plan_commit_chunk(self, p, bus, d, from, to, first, last);
+            int64_t t0 = util_monotonic_ms();
+            bus_commit_t *c = plan_chunk(self, p, bus, d, from, to, first, last, &summary);
+            int64_t t1 = util_monotonic_ms();
+            build_ms += t1 - t0;
+            if (running) {
+                st = bus_commit_finish(running);
+                bus_commit_destroy(&running);
+            }
+            wait_ms += util_monotonic_ms() - t1;
+            if (st == BUS_OK && !c)
+                st = BUS_ERROR;
+            int64_t t2 = util_monotonic_ms();
+            if (st == BUS_OK && bus_commit_send(c) == 0)
+                running = c;
+            else if (st == BUS_OK)
+                st = bus_commit_finish(c); /* BUS_ERROR: the send failed */
+            send_ms += util_monotonic_ms() - t2;
+            if (!running)
+                bus_commit_destroy(&c);
             if (st != BUS_OK)
-                return st;
+                break;
             first = false;
         }
         from = to;
     } while (from < p->njobs);
-    return BUS_OK;
+    if (running) {
+        st = bus_commit_finish(running);
+        bus_commit_destroy(&running);
+    }
+    if (st == BUS_OK)
+        log_info("enricher: %s", summary.data);
+    log_debug("enricher: batch %s: building commits %lld ms, sending %lld ms, waiting for Redis %lld ms", p->uuid,
+              (long long)build_ms, (long long)send_ms, (long long)wait_ms);
+    strbuf_release(&summary);
+    return st;
 }
 
 /* enrich_canonical - the verdict's value as the index holds it; false when it has none. */

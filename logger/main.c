@@ -4,12 +4,13 @@
  * Events: with [logger] directory set, each event's line goes to the seed gateway's log it
  * belongs to (ecs, mail_logs, remediation, url_rep_client: seed_logs.h) and, with [logger]
  * json_file, to a JSON-lines file for a SIEM; otherwise into the logger's own log. An event
+ * may carry further lines (record.h, event v2), each handled as an event of its own. A line
  * about a message (mail_logs or tracking, with a MID) is also added to that message's tracking
- * (cb:trk:<mid>, batch.h) in the commit that consumes it.
+ * (cb:trk:<mid>, batch.h) in the commit that consumes the event.
  *
  * Results: each result becomes the seed's mail_logs line ("Message 6 was processed ...") and
  * remediation lines ("MID: 6 Message deleted successfully ...", "MID: 6 Remediation succeeded
- * ..."); the same commit records the final state of the copy (cb:msg:<mid> state:<rcpt>), the
+ * ..."); the same commit records the final state of the copy (cb:copies, batch.h), the
  * job's state and counters in its batch, and the tracking line. A failed copy's claim is
  * released, so a later verdict may try it again.
  *
@@ -76,20 +77,45 @@ static int logger_commit(bus_t *bus, bus_commit_t **c, const bus_delivery_t *d)
     return -1;
 }
 
-/* logger_on_event - write one event's line (and track it). */
+/* logger_tracked - whether lines of this log about a message go to its tracking. */
+static bool logger_tracked(const char *log)
+{
+    return !strcmp(log, "mail_logs") || !strcmp(log, "tracking");
+}
+
+/* logger_on_event - write an event's line and its further lines (event v2), and track those
+ * about a message. */
 static int logger_on_event(bus_t *bus, const bus_delivery_t *delivery, void *state)
 {
     logger_t *logger = state;
     record_event_t event;
     if (daemon_decode(bus, delivery, &RECORD_DESC_event, &event) < 0)
         return 0;
-    int rc = logger_write(logger, &event);
-    if (rc == 0 && event.mid > 0 && (!strcmp(event.log, "mail_logs") || !strcmp(event.log, "tracking"))) {
-        bus_commit_t *c = bus_commit_new(bus, delivery);
-        logger_track(logger, c, event.mid, event.time_ms, event.id, event.message);
-        rc = logger_commit(bus, &c, delivery);
+    bus_commit_t *c = NULL;
+    int rc = 0;
+    for (size_t i = 0; i <= event.lines.n && rc == 0; i++) {
+        record_event_t line = event; /* a view: the event's header, line i's log, mid and message */
+        line.lines = (record_linev_t){NULL, 0};
+        char id[RECORD_MAX_ID + 24];
+        snprintf(id, sizeof(id), "%s", event.id);
+        if (i > 0) {
+            const record_line_t *l = &event.lines.v[i - 1];
+            line.log = l->log;
+            line.mid = l->mid;
+            line.message = l->message;
+            snprintf(id, sizeof(id), "%s/%04zu", event.id, i); /* members of one time sort in line order */
+        }
+        rc = logger_write(logger, &line);
+        if (rc == 0 && line.mid > 0 && logger_tracked(line.log)) {
+            if (!c)
+                c = bus_commit_new(bus, delivery);
+            logger_track(logger, c, line.mid, line.time_ms, id, line.message);
+        }
     }
+    if (rc == 0 && c)
+        rc = logger_commit(bus, &c, delivery);
     /* otherwise returning 0 without a commit acknowledges the event */
+    bus_commit_destroy(&c);
     record_clear(&RECORD_DESC_event, &event);
     return rc;
 }
@@ -138,15 +164,12 @@ static int logger_on_result(bus_t *bus, const bus_delivery_t *delivery, void *st
         rc = logger_write(logger, &ev);
     }
     if (rc == 0) {
-        char msgkey[48], bkey[96], jkey[96];
-        batch_msg_key(msgkey, sizeof(msgkey), r.mid);
+        char bkey[96];
         batch_key(bkey, sizeof(bkey), r.batch, NULL);
-        batch_key(jkey, sizeof(jkey), r.batch, "jobs");
         bus_commit_t *c = bus_commit_new(bus, delivery);
         /* a failed copy's claim is released: a later verdict may try again */
-        batch_commit_copy(c, r.batch, r.mid, r.recipient, r.status, ok ? BATCH_CLAIM_KEEP : BATCH_CLAIM_RELEASE);
-        bus_commit_pexpire(c, msgkey, logger->ttl_ms);
-        bus_commit_pexpire(c, jkey, logger->ttl_ms);
+        batch_commit_copy(c, r.batch, r.mid, r.recipient, r.status, ok ? BATCH_CLAIM_KEEP : BATCH_CLAIM_RELEASE,
+                          logger->ttl_ms);
         bus_commit_hincrby(c, bkey, r.status, 1);
         bus_commit_pexpire(c, bkey, logger->ttl_ms);
         char id[RECORD_MAX_ID + 8];

@@ -5,8 +5,9 @@
  * X-macro field lists as record.h but written with msgpack_packer directly, so it can produce
  * the malformed records record_encode() refuses to write: a missing key, a value of the wrong
  * msgpack type, a duplicate key, an over-long string, a bad header, unknown keys. Every field
- * of every type is driven through those cases from the field lists, so a field added to
- * record.h is covered without touching this file.
+ * of every type, and of every sub-record (an attachment of a delivery, a line of an event), is
+ * driven through those cases from the field lists, so a field added to record.h is covered
+ * without touching this file. The types and their versions come from RECORD_TYPES.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -69,6 +70,7 @@ typedef enum {
     V_ARRAY_NILS,       /* n nils */
     V_ARRAY_EMPTY_MAPS, /* n empty maps */
     V_ARRAY_ATTS,       /* n minimal valid attachments */
+    V_ARRAY_LINES,      /* n lines: "log" log (or "tracking"), "message" s/len (or "m") */
     V_MAP_EMPTY,
     V_RAW, /* s/len written as they are */
 } vkind_t;
@@ -80,7 +82,9 @@ typedef struct {
     const char *s;
     size_t len;
     uint32_t n;
+    const char *log;
     const char *what;
+    const char *err; /* what the rejection must mention; NULL: "<owner>.<field>" */
 } value_t;
 
 static void pack_value(msgpack_packer *pk, const value_t *v)
@@ -140,6 +144,20 @@ static void pack_value(msgpack_packer *pk, const value_t *v)
             msgpack_pack_str_with_body(pk, "00", 2);
         }
         break;
+    case V_ARRAY_LINES:
+        msgpack_pack_array(pk, v->n);
+        for (uint32_t j = 0; j < v->n; j++) {
+            const char *log = v->log ? v->log : "tracking";
+            msgpack_pack_map(pk, 2);
+            msgpack_pack_str_with_body(pk, "log", 3);
+            msgpack_pack_str_with_body(pk, log, strlen(log));
+            msgpack_pack_str_with_body(pk, "message", 7);
+            if (v->s)
+                msgpack_pack_str_with_body(pk, v->s, v->len);
+            else
+                msgpack_pack_str_with_body(pk, "m", 1);
+        }
+        break;
     case V_MAP_EMPTY:
         msgpack_pack_map(pk, 0);
         break;
@@ -155,14 +173,17 @@ static void pack_value(msgpack_packer *pk, const value_t *v)
 typedef struct {
     msgpack_sbuffer body; /* the key/value pairs */
     msgpack_packer pk;
-    uint32_t n; /* pairs written */
+    uint32_t n;        /* pairs written */
+    const char *scope; /* NULL for a record, the sub-record's name ("line") for a sub-record */
 } mapb_t;
 
-static void mapb_init(mapb_t *m)
+/* mapb_init - start a map; scope as in mapb_t. */
+static void mapb_init(mapb_t *m, const char *scope)
 {
     msgpack_sbuffer_init(&m->body);
     msgpack_packer_init(&m->pk, &m->body, msgpack_sbuffer_write);
     m->n = 0;
+    m->scope = scope;
 }
 
 static void mapb_key(mapb_t *m, const char *key)
@@ -181,36 +202,49 @@ static void mapb_finish(mapb_t *m, msgpack_sbuffer *out)
     msgpack_sbuffer_destroy(&m->body);
 }
 
+/* skip, dup and ov_key name a field of the record ("log") or of each of its sub-records, the
+ * sub-record's name first ("line.log", "attachment.sha256"). */
 typedef struct {
     const char *type;   /* value of "type"; NULL: the record's own type name */
     bool omit_type;     /* no "type" key */
     bool type_as_int;   /* "type": 1 */
     bool omit_v;        /* no "v" key */
-    value_t v;          /* value of "v"; V_NONE: 1 */
-    const char *skip;   /* a field not written (in attachments too) */
+    value_t v;          /* value of "v"; V_NONE: the type's version in RECORD_TYPES */
+    const char *skip;   /* a field not written */
     const char *dup;    /* a key written twice: "type", "v" or a field */
     const char *ov_key; /* a field whose value is replaced by ov */
     value_t ov;
-    bool extra;       /* add unknown keys, in the record and in each attachment */
+    bool extra;       /* add unknown keys, in the record and in each sub-record */
     bool int_key;     /* add a pair whose key is an integer */
     bool header_last; /* write "type" and "v" after the fields */
 } hand_t;
 
-/* hb_times - how many times to write field name (0, 1 or 2). */
-static int hb_times(const hand_t *h, const char *name, bool present)
+/* hb_is - whether key (see hand_t) names field name of the map m is writing. */
+static bool hb_is(const mapb_t *m, const char *key, const char *name)
 {
-    if (h->skip && strcmp(h->skip, name) == 0)
+    if (!key)
+        return false;
+    if (!m->scope)
+        return strcmp(key, name) == 0;
+    size_t n = strlen(m->scope);
+    return strncmp(key, m->scope, n) == 0 && key[n] == '.' && strcmp(key + n + 1, name) == 0;
+}
+
+/* hb_times - how many times to write field name (0, 1 or 2). */
+static int hb_times(const mapb_t *m, const hand_t *h, const char *name, bool present)
+{
+    if (hb_is(m, h->skip, name))
         return 0;
-    if (h->ov_key && strcmp(h->ov_key, name) == 0)
+    if (hb_is(m, h->ov_key, name))
         return 1;
     if (!present)
         return 0;
-    return h->dup && strcmp(h->dup, name) == 0 ? 2 : 1;
+    return hb_is(m, h->dup, name) ? 2 : 1;
 }
 
 static bool hb_override(mapb_t *m, const hand_t *h, const char *name)
 {
-    if (h->ov_key && strcmp(h->ov_key, name) == 0) {
+    if (hb_is(m, h->ov_key, name)) {
         pack_value(&m->pk, &h->ov);
         return true;
     }
@@ -234,7 +268,7 @@ static void hb_extra(mapb_t *m)
 
 static void hb_field_STR(mapb_t *m, const hand_t *h, const char *name, char *const *val)
 {
-    for (int t = hb_times(h, name, *val != NULL); t > 0; t--) {
+    for (int t = hb_times(m, h, name, *val != NULL); t > 0; t--) {
         mapb_key(m, name);
         if (!hb_override(m, h, name))
             msgpack_pack_str_with_body(&m->pk, *val, strlen(*val));
@@ -243,7 +277,7 @@ static void hb_field_STR(mapb_t *m, const hand_t *h, const char *name, char *con
 
 static void hb_field_INT(mapb_t *m, const hand_t *h, const char *name, const int64_t *val)
 {
-    for (int t = hb_times(h, name, true); t > 0; t--) {
+    for (int t = hb_times(m, h, name, true); t > 0; t--) {
         mapb_key(m, name);
         if (!hb_override(m, h, name))
             msgpack_pack_int64(&m->pk, *val);
@@ -252,7 +286,7 @@ static void hb_field_INT(mapb_t *m, const hand_t *h, const char *name, const int
 
 __attribute__((unused)) static void hb_field_BOOL(mapb_t *m, const hand_t *h, const char *name, const bool *val)
 {
-    for (int t = hb_times(h, name, true); t > 0; t--) {
+    for (int t = hb_times(m, h, name, true); t > 0; t--) {
         mapb_key(m, name);
         if (!hb_override(m, h, name)) {
             if (*val)
@@ -265,7 +299,7 @@ __attribute__((unused)) static void hb_field_BOOL(mapb_t *m, const hand_t *h, co
 
 static void hb_field_STRV(mapb_t *m, const hand_t *h, const char *name, const record_strv_t *val)
 {
-    for (int t = hb_times(h, name, true); t > 0; t--) {
+    for (int t = hb_times(m, h, name, true); t > 0; t--) {
         mapb_key(m, name);
         if (!hb_override(m, h, name)) {
             msgpack_pack_array(&m->pk, val->n);
@@ -278,12 +312,13 @@ static void hb_field_STRV(mapb_t *m, const hand_t *h, const char *name, const re
 /* ---------------------------------------------------------------------------------------- */
 /* per-type functions generated from record.h's field lists                                  */
 
-enum { K_STR, K_INT, K_BOOL, K_STRV, K_ATTV };
+enum { K_STR, K_INT, K_BOOL, K_STRV, K_ATTV, K_LINEV };
 #define FK_STR K_STR
 #define FK_INT K_INT
 #define FK_BOOL K_BOOL
 #define FK_STRV K_STRV
 #define FK_ATTV K_ATTV
+#define FK_LINEV K_LINEV
 #define RQ_REQUIRED true
 #define RQ_OPTIONAL false
 
@@ -352,12 +387,52 @@ static void cmp_STRV(const char *name, const record_strv_t *a, const record_strv
     }
 
 DEFINE_TYPE_FUNCS(attachment, RECORD_ATTACHMENT_FIELDS)
+DEFINE_TYPE_FUNCS(line, RECORD_LINE_FIELDS)
 
-static void hand_attachment(msgpack_sbuffer *out, const record_attachment_t *att, const hand_t *h)
+/* A sub-record type: the elements of an ATTV or LINEV field. */
+typedef struct {
+    const char *name; /* "attachment": the owner its errors name */
+    const record_desc_t *desc;
+    void (*hand_fields)(mapb_t *, const void *, const hand_t *);
+    void *(*field_ptr)(void *, const char *);
+    const finfo_t *fields;
+    size_t nfields;
+} subinfo_t;
+
+#define SUB_INFO(tname)                                                                            \
+    {#tname, &RECORD_DESC_##tname, hand_fields_##tname, field_ptr_##tname, FINFO_##tname,          \
+     sizeof(FINFO_##tname) / sizeof(FINFO_##tname[0])}
+
+static const subinfo_t SUB_ATTACHMENT = SUB_INFO(attachment);
+static const subinfo_t SUB_LINE = SUB_INFO(line);
+
+/* sub_info - the sub-record type of an array field's elements, or NULL. */
+static const subinfo_t *sub_info(int kind)
 {
+    return kind == K_ATTV ? &SUB_ATTACHMENT : kind == K_LINEV ? &SUB_LINE : NULL;
+}
+
+/* sub_count, sub_elem - the number of elements of array field p (of that kind), element i. */
+static size_t sub_count(int kind, const void *p)
+{
+    return kind == K_ATTV ? ((const record_attv_t *)p)->n : ((const record_linev_t *)p)->n;
+}
+
+static void *sub_elem(int kind, void *p, size_t i)
+{
+    assert_true(i < sub_count(kind, p));
+    if (kind == K_ATTV)
+        return &((record_attv_t *)p)->v[i];
+    return &((record_linev_t *)p)->v[i];
+}
+
+/* hand_sub - write one sub-record (an element of a kind array) as a map to out. */
+static void hand_sub(msgpack_sbuffer *out, int kind, const void *elem, const hand_t *h)
+{
+    const subinfo_t *si = sub_info(kind);
     mapb_t m;
-    mapb_init(&m);
-    hand_fields_attachment(&m, att, h);
+    mapb_init(&m, si->name);
+    si->hand_fields(&m, elem, h);
     if (h->extra)
         hb_extra(&m);
     mapb_finish(&m, out);
@@ -365,12 +440,24 @@ static void hand_attachment(msgpack_sbuffer *out, const record_attachment_t *att
 
 static void hb_field_ATTV(mapb_t *m, const hand_t *h, const char *name, const record_attv_t *val)
 {
-    for (int t = hb_times(h, name, true); t > 0; t--) {
+    for (int t = hb_times(m, h, name, true); t > 0; t--) {
         mapb_key(m, name);
         if (!hb_override(m, h, name)) {
             msgpack_pack_array(&m->pk, val->n);
             for (size_t i = 0; i < val->n; i++)
-                hand_attachment(&m->body, &val->v[i], h);
+                hand_sub(&m->body, K_ATTV, &val->v[i], h);
+        }
+    }
+}
+
+static void hb_field_LINEV(mapb_t *m, const hand_t *h, const char *name, const record_linev_t *val)
+{
+    for (int t = hb_times(m, h, name, true); t > 0; t--) {
+        mapb_key(m, name);
+        if (!hb_override(m, h, name)) {
+            msgpack_pack_array(&m->pk, val->n);
+            for (size_t i = 0; i < val->n; i++)
+                hand_sub(&m->body, K_LINEV, &val->v[i], h);
         }
     }
 }
@@ -381,6 +468,14 @@ static void cmp_ATTV(const char *name, const record_attv_t *a, const record_attv
         fail_msg("field %s: %zu != %zu elements", name, a->n, b->n);
     for (size_t i = 0; i < a->n; i++)
         cmp_attachment(&a->v[i], &b->v[i]);
+}
+
+static void cmp_LINEV(const char *name, const record_linev_t *a, const record_linev_t *b)
+{
+    if (a->n != b->n)
+        fail_msg("field %s: %zu != %zu elements", name, a->n, b->n);
+    for (size_t i = 0; i < a->n; i++)
+        cmp_line(&a->v[i], &b->v[i]);
 }
 
 DEFINE_TYPE_FUNCS(delivery, RECORD_DELIVERY_FIELDS)
@@ -487,6 +582,9 @@ static void fill_event(void *p)
     r->mid = 7;
     r->batch = sdup("b-7");
     r->message = sdup("Remediation \"delete\" failed:\n\ttimeout");
+    /* two more lines: other logs, one for a message (mid), one not */
+    record_linev_push(&r->lines, "mail_logs", 0, "batch b-7: 3 jobs queued\tretry=no");
+    record_linev_push(&r->lines, "tracking", 987654321, "Remediation \xE2\x80\x94 delete: \"timeout\"");
 }
 
 typedef union {
@@ -500,6 +598,7 @@ typedef union {
 typedef struct {
     const char *name;
     const record_desc_t *desc;
+    int version; /* from RECORD_TYPES */
     size_t size;
     void (*fill)(void *);
     void (*hand_fields)(mapb_t *, const void *, const hand_t *);
@@ -509,17 +608,76 @@ typedef struct {
     size_t nfields;
 } type_info_t;
 
-#define TYPE_INFO(tname)                                                                           \
-    {#tname,           &RECORD_DESC_##tname,  sizeof(record_##tname##_t),                          \
-     fill_##tname,     hand_fields_##tname,   cmp_##tname,                                         \
-     field_ptr_##tname, FINFO_##tname,        sizeof(FINFO_##tname) / sizeof(FINFO_##tname[0])},
+/* One entry per RECORD_TYPES entry, with the version it states: a type added there needs a
+ * fill_ function and a DEFINE_TYPE_FUNCS line here before this file compiles. */
+#define TYPE_INFO(tname, tversion)                                                                 \
+    {#tname,           &RECORD_DESC_##tname, tversion,      sizeof(record_##tname##_t),            \
+     fill_##tname,     hand_fields_##tname,  cmp_##tname,                                          \
+     field_ptr_##tname, FINFO_##tname,       sizeof(FINFO_##tname) / sizeof(FINFO_##tname[0])},
 
-static const type_info_t TYPES[] = {
-    TYPE_INFO(delivery) TYPE_INFO(verdict) TYPE_INFO(job) TYPE_INFO(result) TYPE_INFO(event)};
+static const type_info_t TYPES[] = {RECORD_TYPES(TYPE_INFO)};
 #define NTYPES (sizeof(TYPES) / sizeof(TYPES[0]))
 
-static const finfo_t *const ATT_FIELDS = FINFO_attachment;
-#define NATT_FIELDS (sizeof(FINFO_attachment) / sizeof(FINFO_attachment[0]))
+/* type_info - the TYPES entry of a descriptor. */
+static const type_info_t *type_info(const record_desc_t *desc)
+{
+    for (size_t t = 0; t < NTYPES; t++)
+        if (TYPES[t].desc == desc)
+            return &TYPES[t];
+    fail_msg("no type info for %s", record_desc_name(desc));
+    return NULL;
+}
+#define TI(tname) type_info(&RECORD_DESC_##tname)
+
+/* A scope: the fields of a record, or those of the sub-records of one of its array fields. */
+typedef struct {
+    const char *owner; /* the name errors give: "event", "line" */
+    const finfo_t *fields;
+    size_t nfields;
+    const finfo_t *array; /* the record's array field holding the sub-records; NULL: the record */
+    void *(*field_ptr)(void *, const char *);
+} scope_t;
+
+#define MAX_SCOPES 8
+
+/* type_scopes - the record's own scope, then one per sub-record array field; their number. */
+static size_t type_scopes(const type_info_t *ti, scope_t *out)
+{
+    size_t n = 0;
+    out[n++] = (scope_t){ti->name, ti->fields, ti->nfields, NULL, ti->field_ptr};
+    for (size_t i = 0; i < ti->nfields; i++) {
+        const subinfo_t *si = sub_info(ti->fields[i].kind);
+        if (!si)
+            continue;
+        assert_true(n < MAX_SCOPES);
+        out[n++] = (scope_t){si->name, si->fields, si->nfields, &ti->fields[i], si->field_ptr};
+    }
+    return n;
+}
+
+/* scope_key - the hand_t name of field f of scope sc ("log", "line.log"), written to buf. */
+static const char *scope_key(const scope_t *sc, const finfo_t *f, char *buf, size_t size)
+{
+    if (sc->array)
+        snprintf(buf, size, "%s.%s", sc->owner, f->name);
+    else
+        snprintf(buf, size, "%s", f->name);
+    return buf;
+}
+
+/* scope_ptr - field name of rec's i-th element of the scope (the record itself for its own). */
+static void *scope_ptr(const type_info_t *ti, const scope_t *sc, void *rec, size_t i, const char *name)
+{
+    if (!sc->array)
+        return ti->field_ptr(rec, name);
+    return sc->field_ptr(sub_elem(sc->array->kind, ti->field_ptr(rec, sc->array->name), i), name);
+}
+
+/* scope_count - how many elements rec has in the scope (1 for the record's own). */
+static size_t scope_count(const type_info_t *ti, const scope_t *sc, void *rec)
+{
+    return sc->array ? sub_count(sc->array->kind, ti->field_ptr(rec, sc->array->name)) : 1;
+}
 
 /* ---------------------------------------------------------------------------------------- */
 /* encode / decode wrappers                                                                  */
@@ -527,7 +685,7 @@ static const finfo_t *const ATT_FIELDS = FINFO_attachment;
 static void hand_build(const type_info_t *ti, const void *rec, const hand_t *h, msgpack_sbuffer *out)
 {
     mapb_t m;
-    mapb_init(&m);
+    mapb_init(&m, NULL);
     for (int pass = 0; pass < 2; pass++) {
         if (pass == (h->header_last ? 1 : 0)) {
             if (!h->omit_type) {
@@ -545,7 +703,7 @@ static void hand_build(const type_info_t *ti, const void *rec, const hand_t *h, 
                 for (int t = h->dup && strcmp(h->dup, "v") == 0 ? 2 : 1; t > 0; t--) {
                     mapb_key(&m, "v");
                     if (h->v.k == V_NONE)
-                        msgpack_pack_int(&m.pk, 1);
+                        msgpack_pack_int(&m.pk, ti->version);
                     else
                         pack_value(&m.pk, &h->v);
                 }
@@ -654,8 +812,31 @@ static bool field_is_empty(const finfo_t *f, const void *p)
         return ((const record_strv_t *)p)->n == 0;
     case K_ATTV:
         return ((const record_attv_t *)p)->n == 0;
+    case K_LINEV:
+        return ((const record_linev_t *)p)->n == 0;
     }
     return false;
+}
+
+/* field_size - the size of a field of that kind in its struct. */
+static size_t field_size(int kind)
+{
+    switch (kind) {
+    case K_STR:
+        return sizeof(char *);
+    case K_INT:
+        return sizeof(int64_t);
+    case K_BOOL:
+        return sizeof(bool);
+    case K_STRV:
+        return sizeof(record_strv_t);
+    case K_ATTV:
+        return sizeof(record_attv_t);
+    case K_LINEV:
+        return sizeof(record_linev_t);
+    }
+    fail_msg("kind %d", kind);
+    return 0;
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -667,9 +848,22 @@ static void test_desc_lookup(void **state)
     for (size_t t = 0; t < NTYPES; t++) {
         assert_ptr_equal(record_desc_by_name(TYPES[t].name), TYPES[t].desc);
         assert_string_equal(record_desc_name(TYPES[t].desc), TYPES[t].name);
-        assert_int_equal(record_desc_version(TYPES[t].desc), 1);
+        /* each descriptor carries its own RECORD_TYPES version, not a common one */
+        if (record_desc_version(TYPES[t].desc) != TYPES[t].version)
+            fail_msg("%s: version %d, RECORD_TYPES says %d", TYPES[t].name, record_desc_version(TYPES[t].desc),
+                     TYPES[t].version);
     }
-    assert_null(record_desc_by_name("attachment")); /* a sub-record, not a top-level type */
+    /* the versions this change introduced, spelled out */
+    assert_int_equal(record_desc_version(&RECORD_DESC_result), 2);
+    assert_int_equal(record_desc_version(&RECORD_DESC_event), 2);
+    assert_int_equal(record_desc_version(&RECORD_DESC_delivery), 1);
+    /* the sub-records' descriptors, which the decoder names in its errors */
+    assert_string_equal(record_desc_name(SUB_ATTACHMENT.desc), "attachment");
+    assert_string_equal(record_desc_name(SUB_LINE.desc), "line");
+    assert_int_equal(record_desc_version(SUB_LINE.desc), 1);
+    assert_null(record_desc_by_name("attachment")); /* sub-records, not top-level types */
+    assert_null(record_desc_by_name("line"));
+    assert_null(record_desc_by_name("lines"));
     assert_null(record_desc_by_name("Job"));
     assert_null(record_desc_by_name(""));
     assert_null(record_desc_by_name("jobs"));
@@ -687,6 +881,25 @@ static void test_samples_complete(void **state)
         for (size_t i = 0; i < ti->nfields; i++)
             if (field_is_empty(&ti->fields[i], ti->field_ptr(&rec, ti->fields[i].name)))
                 fail_msg("sample %s leaves %s empty", ti->name, ti->fields[i].name);
+        /* each sub-record field is set in some element, and some element leaves each
+         * optional one empty (it is omitted on the wire) */
+        scope_t scopes[MAX_SCOPES];
+        size_t ns = type_scopes(ti, scopes);
+        for (size_t s = 1; s < ns; s++) {
+            const scope_t *sc = &scopes[s];
+            size_t ne = scope_count(ti, sc, &rec);
+            assert_true(ne >= 2);
+            for (size_t i = 0; i < sc->nfields; i++) {
+                const finfo_t *f = &sc->fields[i];
+                size_t set = 0;
+                for (size_t e = 0; e < ne; e++)
+                    set += !field_is_empty(f, scope_ptr(ti, sc, &rec, e, f->name));
+                if (set == 0)
+                    fail_msg("sample %s leaves %s.%s empty in every element", ti->name, sc->owner, f->name);
+                if (!f->required && set == ne)
+                    fail_msg("sample %s sets %s.%s in every element", ti->name, sc->owner, f->name);
+            }
+        }
         record_clear(ti->desc, &rec);
         assert_true(all_zero(&rec, ti->size));
     }
@@ -752,9 +965,7 @@ static void test_round_trip_minimal(void **state)
             if (!f->required)
                 continue;
             void *dst = ti->field_ptr(&rec, f->name), *src = ti->field_ptr(&full, f->name);
-            size_t sz = f->kind == K_STR ? sizeof(char *) : f->kind == K_INT ? sizeof(int64_t)
-                      : f->kind == K_BOOL ? sizeof(bool) : f->kind == K_STRV ? sizeof(record_strv_t)
-                      : sizeof(record_attv_t);
+            size_t sz = field_size(f->kind);
             memcpy(dst, src, sz);
             memset(src, 0, sz);
         }
@@ -792,7 +1003,7 @@ static void test_round_trip_int_extremes(void **state)
     (void)state;
     static const int64_t values[] = {INT64_MIN, INT64_MIN + 1, -4294967296LL, -129, -1, 0, 1, 127, 128,
                                      65535, 4294967296LL, INT64_MAX};
-    const type_info_t *ti = &TYPES[2]; /* job */
+    const type_info_t *ti = TI(job);
     for (size_t i = 0; i < sizeof(values) / sizeof(values[0]); i++) {
         record_job_t job = {0}, back;
         fill_job(&job);
@@ -810,10 +1021,30 @@ static void test_round_trip_int_extremes(void **state)
         record_clear(&RECORD_DESC_job, &job);
         msgpack_sbuffer_destroy(&b);
     }
+    /* the same for a line's mid, inside a sub-record */
+    for (size_t i = 0; i < sizeof(values) / sizeof(values[0]); i++) {
+        record_event_t ev = {0}, back;
+        fill_event(&ev);
+        ev.lines.v[0].mid = values[i];
+        ev.lines.v[1].mid = values[sizeof(values) / sizeof(values[0]) - 1 - i];
+        msgpack_sbuffer b;
+        msgpack_sbuffer_init(&b);
+        encode_ok(TI(event), &ev, &b);
+        char err[256];
+        if (record_decode(&RECORD_DESC_event, b.data, b.size, &back, err, sizeof(err)) != 0)
+            fail_msg("line mid %lld: %s", (long long)values[i], err);
+        assert_int_equal(back.lines.n, 2);
+        assert_true(back.lines.v[0].mid == ev.lines.v[0].mid);
+        assert_true(back.lines.v[1].mid == ev.lines.v[1].mid);
+        record_clear(&RECORD_DESC_event, &back);
+        record_clear(&RECORD_DESC_event, &ev);
+        msgpack_sbuffer_destroy(&b);
+    }
 }
 
 /* Removing one required key (built by hand) is rejected, naming the field; removing an optional
- * one is accepted and the field decodes empty. Attachment fields are checked inside delivery. */
+ * one is accepted and the field decodes empty. A sub-record's fields are removed from each of
+ * its elements (attachments of a delivery, lines of an event). */
 static void test_missing_fields(void **state)
 {
     (void)state;
@@ -822,36 +1053,28 @@ static void test_missing_fields(void **state)
         anyrec_t sample;
         memset(&sample, 0, sizeof(sample));
         ti->fill(&sample);
-        for (size_t i = 0; i < ti->nfields; i++) {
-            const finfo_t *f = &ti->fields[i];
-            hand_t h = {.skip = f->name};
-            char sub[128];
-            snprintf(sub, sizeof(sub), "%s.%s", ti->name, f->name);
-            if (f->required) {
-                expect_reject(ti, &sample, &h, sub, f->name);
-            } else {
-                anyrec_t back;
-                expect_accept(ti, &sample, &h, &back, f->name);
-                if (!field_is_empty(f, ti->field_ptr(&back, f->name)))
-                    fail_msg("%s: omitted %s decoded non-empty", ti->name, f->name);
-                record_clear(ti->desc, &back);
-            }
-        }
-        if (ti->desc == &RECORD_DESC_delivery) {
-            for (size_t i = 0; i < NATT_FIELDS; i++) {
-                const finfo_t *f = &ATT_FIELDS[i];
-                hand_t h = {.skip = f->name};
-                char sub[128];
-                snprintf(sub, sizeof(sub), "attachment.%s", f->name);
+        scope_t scopes[MAX_SCOPES];
+        size_t ns = type_scopes(ti, scopes);
+        for (size_t s = 0; s < ns; s++) {
+            const scope_t *sc = &scopes[s];
+            for (size_t i = 0; i < sc->nfields; i++) {
+                const finfo_t *f = &sc->fields[i];
+                char key[128], sub[128];
+                hand_t h = {.skip = scope_key(sc, f, key, sizeof(key))};
+                snprintf(sub, sizeof(sub), "%s.%s: required field missing", sc->owner, f->name);
                 if (f->required) {
-                    expect_reject(ti, &sample, &h, sub, f->name);
-                } else {
-                    anyrec_t back;
-                    expect_accept(ti, &sample, &h, &back, f->name);
-                    assert_int_equal(back.delivery.attachments.n, 2);
-                    assert_true(field_is_empty(f, field_ptr_attachment(&back.delivery.attachments.v[0], f->name)));
-                    record_clear(ti->desc, &back);
+                    expect_reject(ti, &sample, &h, sub, key);
+                    continue;
                 }
+                anyrec_t back;
+                expect_accept(ti, &sample, &h, &back, key);
+                size_t ne = scope_count(ti, sc, &back);
+                if (sc->array)
+                    assert_int_equal(ne, scope_count(ti, sc, &sample));
+                for (size_t e = 0; e < ne; e++)
+                    if (!field_is_empty(f, scope_ptr(ti, sc, &back, e, f->name)))
+                        fail_msg("%s: omitted %s decoded non-empty", ti->name, key);
+                record_clear(ti->desc, &back);
             }
         }
         record_clear(ti->desc, &sample);
@@ -894,10 +1117,32 @@ static const value_t WRONG_FOR_ATTV[] = {
     {.k = V_INT, .i = 1, .what = "int"},
     {.k = V_NIL, .what = "nil"},
     {.k = V_MAP_EMPTY, .what = "map"},
-    {.k = V_ARRAY_INTS, .n = 1, .i = 1, .what = "array of ints"},
-    {.k = V_ARRAY_STRS, .s = "a", .len = 1, .n = 1, .what = "array of strings"},
-    {.k = V_ARRAY_NILS, .n = 2, .what = "array of nil"},
-    {.k = V_ARRAY_EMPTY_MAPS, .n = 1, .what = "array of empty maps (required fields missing)"},
+    {.k = V_ARRAY_INTS, .n = 1, .i = 1, .what = "array of ints", .err = "attachment: not a map"},
+    {.k = V_ARRAY_STRS, .s = "a", .len = 1, .n = 1, .what = "array of strings", .err = "attachment: not a map"},
+    {.k = V_ARRAY_NILS, .n = 2, .what = "array of nil", .err = "attachment: not a map"},
+    {.k = V_ARRAY_EMPTY_MAPS, .n = 1, .what = "array of empty maps (required fields missing)",
+     .err = "required field missing"},
+    {.k = V_ARRAY_LINES, .n = 1, .what = "array of lines", .err = "attachment.size: required field missing"},
+};
+static const value_t WRONG_FOR_LINEV[] = {
+    {.k = V_STR, .s = "a", .len = 1, .what = "string"},
+    {.k = V_INT, .i = 1, .what = "int"},
+    {.k = V_NIL, .what = "nil"},
+    {.k = V_TRUE, .what = "bool"},
+    {.k = V_MAP_EMPTY, .what = "map"},
+    {.k = V_ARRAY_INTS, .n = 1, .i = 1, .what = "array of ints", .err = "line: not a map"},
+    {.k = V_ARRAY_STRS, .s = "a", .len = 1, .n = 1, .what = "array of strings", .err = "line: not a map"},
+    {.k = V_ARRAY_NILS, .n = 2, .what = "array of nil", .err = "line: not a map"},
+    {.k = V_ARRAY_EMPTY_MAPS, .n = 1, .what = "array of empty maps (required fields missing)",
+     .err = "required field missing"},
+    {.k = V_ARRAY_ATTS, .n = 1, .what = "array of attachments", .err = "line.log: required field missing"},
+    {.k = V_ARRAY_LINES, .n = 2, .log = "explode", .what = "a line whose log is not allowed", .err = "line.log"},
+    {.k = V_ARRAY_LINES, .n = 1, .log = "", .what = "a line whose log is empty", .err = "line.log"},
+    {.k = V_ARRAY_LINES, .n = 1, .log = "Tracking", .what = "a line whose log is capitalised", .err = "line.log"},
+    {.k = V_ARRAY_LINES, .n = 1, .s = BIG, .len = 8193, .what = "a line message of 8193 bytes",
+     .err = "line.message: 8193 bytes, more than 8192"},
+    {.k = V_ARRAY_LINES, .n = 1, .s = "a\0b", .len = 3, .what = "a line message with a NUL",
+     .err = "line.message: contains a NUL"},
 };
 
 static void wrong_values(int kind, const value_t **vals, size_t *n)
@@ -915,6 +1160,9 @@ static void wrong_values(int kind, const value_t **vals, size_t *n)
     case K_ATTV:
         *vals = WRONG_FOR_ATTV, *n = sizeof(WRONG_FOR_ATTV) / sizeof(WRONG_FOR_ATTV[0]);
         return;
+    case K_LINEV:
+        *vals = WRONG_FOR_LINEV, *n = sizeof(WRONG_FOR_LINEV) / sizeof(WRONG_FOR_LINEV[0]);
+        return;
     }
     *vals = NULL, *n = 0;
 }
@@ -927,27 +1175,22 @@ static void test_wrong_field_types(void **state)
         anyrec_t sample;
         memset(&sample, 0, sizeof(sample));
         ti->fill(&sample);
-        for (int sub = 0; sub < 2; sub++) {
-            const finfo_t *fields = sub ? ATT_FIELDS : ti->fields;
-            size_t nf = sub ? NATT_FIELDS : ti->nfields;
-            const char *owner = sub ? "attachment" : ti->name;
-            if (sub && ti->desc != &RECORD_DESC_delivery)
-                break;
-            for (size_t i = 0; i < nf; i++) {
-                const finfo_t *f = &fields[i];
+        scope_t scopes[MAX_SCOPES];
+        size_t ns = type_scopes(ti, scopes);
+        for (size_t s = 0; s < ns; s++) {
+            const scope_t *sc = &scopes[s];
+            for (size_t i = 0; i < sc->nfields; i++) {
+                const finfo_t *f = &sc->fields[i];
                 const value_t *vals;
                 size_t nv;
                 wrong_values(f->kind, &vals, &nv);
                 assert_true(nv > 0);
                 for (size_t j = 0; j < nv; j++) {
-                    hand_t h = {.ov_key = f->name, .ov = vals[j]};
-                    char errsub[128], what[128];
-                    if (f->kind == K_ATTV)
-                        snprintf(errsub, sizeof(errsub), "attachment");
-                    else
-                        snprintf(errsub, sizeof(errsub), "%s.%s", owner, f->name);
-                    snprintf(what, sizeof(what), "%s.%s as %s", owner, f->name, vals[j].what);
-                    expect_reject(ti, &sample, &h, errsub, what);
+                    char key[128], errsub[128], what[256];
+                    hand_t h = {.ov_key = scope_key(sc, f, key, sizeof(key)), .ov = vals[j]};
+                    snprintf(errsub, sizeof(errsub), "%s.%s", sc->owner, f->name);
+                    snprintf(what, sizeof(what), "%s.%s as %s", sc->owner, f->name, vals[j].what);
+                    expect_reject(ti, &sample, &h, vals[j].err ? vals[j].err : errsub, what);
                 }
             }
         }
@@ -963,14 +1206,15 @@ static void test_duplicate_keys(void **state)
         anyrec_t sample;
         memset(&sample, 0, sizeof(sample));
         ti->fill(&sample);
-        for (size_t i = 0; i < ti->nfields; i++) {
-            hand_t h = {.dup = ti->fields[i].name};
-            expect_reject(ti, &sample, &h, "twice", ti->fields[i].name);
-        }
-        if (ti->desc == &RECORD_DESC_delivery)
-            for (size_t i = 0; i < NATT_FIELDS; i++) {
-                hand_t h = {.dup = ATT_FIELDS[i].name};
-                expect_reject(ti, &sample, &h, "twice", ATT_FIELDS[i].name);
+        scope_t scopes[MAX_SCOPES];
+        size_t ns = type_scopes(ti, scopes);
+        for (size_t s = 0; s < ns; s++)
+            for (size_t i = 0; i < scopes[s].nfields; i++) {
+                char key[128], errsub[128];
+                hand_t h = {.dup = scope_key(&scopes[s], &scopes[s].fields[i], key, sizeof(key))};
+                snprintf(errsub, sizeof(errsub), "%s.%s: key present twice", scopes[s].owner,
+                         scopes[s].fields[i].name);
+                expect_reject(ti, &sample, &h, errsub, key);
             }
         hand_t ht = {.dup = "type"}, hv = {.dup = "v"};
         expect_reject(ti, &sample, &ht, "type", "type twice");
@@ -1043,6 +1287,9 @@ static void test_header(void **state)
             hand_t h;
             const char *what;
         } good[] = {
+            {{.v = {.k = V_INT, .i = 1}}, "v = 1"},
+            {{.v = {.k = V_INT, .i = ti->version}}, "v = the current version"},
+            {{.v = {.k = V_INT, .i = ti->version + 1}}, "v = the next version"},
             {{.v = {.k = V_INT, .i = 7}}, "v = 7"},
             {{.v = {.k = V_UINT, .u = UINT64_MAX}}, "v = UINT64_MAX"},
             {{.v = {.k = V_INT, .i = 7}, .extra = true}, "v = 7 with new keys"},
@@ -1130,35 +1377,35 @@ static void test_string_and_array_limits(void **state)
         anyrec_t sample, back;
         memset(&sample, 0, sizeof(sample));
         ti->fill(&sample);
-        for (int sub = 0; sub < 2; sub++) {
-            if (sub && ti->desc != &RECORD_DESC_delivery)
-                break;
-            const finfo_t *fields = sub ? ATT_FIELDS : ti->fields;
-            size_t nf = sub ? NATT_FIELDS : ti->nfields;
-            const char *owner = sub ? "attachment" : ti->name;
-            for (size_t i = 0; i < nf; i++) {
-                const finfo_t *f = &fields[i];
-                char sub_err[128], what[512];
-                snprintf(sub_err, sizeof(sub_err), "%s.%s", owner, f->name);
+        scope_t scopes[MAX_SCOPES];
+        size_t ns = type_scopes(ti, scopes);
+        for (size_t s = 0; s < ns; s++) {
+            const scope_t *sc = &scopes[s];
+            for (size_t i = 0; i < sc->nfields; i++) {
+                const finfo_t *f = &sc->fields[i];
+                char key[128], sub_err[128], what[512];
+                scope_key(sc, f, key, sizeof(key));
+                snprintf(sub_err, sizeof(sub_err), "%s.%s", sc->owner, f->name);
                 if (f->kind == K_STR) {
                     assert_true(f->max > 0 && f->max < sizeof(BIG));
                     /* one byte over the maximum */
-                    hand_t over = {.ov_key = f->name, .ov = {.k = V_STR, .s = BIG, .len = f->max + 1}};
+                    hand_t over = {.ov_key = key, .ov = {.k = V_STR, .s = BIG, .len = f->max + 1}};
                     snprintf(what, sizeof(what), "%s of %zu bytes", sub_err, f->max + 1);
                     expect_reject(ti, &sample, &over, sub_err, what);
                     /* an embedded NUL */
-                    hand_t nul = {.ov_key = f->name, .ov = {.k = V_STR, .s = "a\0b", .len = 3}};
+                    hand_t nul = {.ov_key = key, .ov = {.k = V_STR, .s = "a\0b", .len = 3}};
                     snprintf(what, sizeof(what), "%s with a NUL", sub_err);
                     expect_reject(ti, &sample, &nul, "NUL", what);
                     if (!f->allowed) {
                         /* exactly the maximum is fine */
-                        hand_t at = {.ov_key = f->name, .ov = {.k = V_STR, .s = BIG, .len = f->max}};
+                        hand_t at = {.ov_key = key, .ov = {.k = V_STR, .s = BIG, .len = f->max}};
                         snprintf(what, sizeof(what), "%s of %zu bytes", sub_err, f->max);
                         expect_accept(ti, &sample, &at, &back, what);
-                        const char *got = sub ? *(char **)field_ptr_attachment(&back.delivery.attachments.v[0], f->name)
-                                              : *(char **)ti->field_ptr(&back, f->name);
-                        assert_non_null(got);
-                        assert_int_equal(strlen(got), f->max);
+                        for (size_t e = 0; e < scope_count(ti, sc, &back); e++) {
+                            const char *got = *(char **)scope_ptr(ti, sc, &back, e, f->name);
+                            assert_non_null(got);
+                            assert_int_equal(strlen(got), f->max);
+                        }
                         record_clear(ti->desc, &back);
                     } else {
                         /* every allowed value is accepted and kept */
@@ -1167,10 +1414,11 @@ static void test_string_and_array_limits(void **state)
                         for (size_t a = 0; a < na; a++) {
                             char val[64];
                             allowed_nth(f->allowed, a, val, sizeof(val));
-                            hand_t ok = {.ov_key = f->name, .ov = {.k = V_STR, .s = val, .len = strlen(val)}};
+                            hand_t ok = {.ov_key = key, .ov = {.k = V_STR, .s = val, .len = strlen(val)}};
                             snprintf(what, sizeof(what), "%s = %s", sub_err, val);
                             expect_accept(ti, &sample, &ok, &back, what);
-                            assert_string_equal(*(char **)ti->field_ptr(&back, f->name), val);
+                            for (size_t e = 0; e < scope_count(ti, sc, &back); e++)
+                                assert_string_equal(*(char **)scope_ptr(ti, sc, &back, e, f->name), val);
                             record_clear(ti->desc, &back);
                         }
                         /* and nothing else */
@@ -1184,40 +1432,49 @@ static void test_string_and_array_limits(void **state)
                         snprintf(joined, sizeof(joined), "%s|%s", first, second);
                         const char *bogus[] = {"explode", "", upper, prefix, joined, " ", "a|"};
                         for (size_t b = 0; b < sizeof(bogus) / sizeof(bogus[0]); b++) {
-                            hand_t no = {.ov_key = f->name, .ov = {.k = V_STR, .s = bogus[b], .len = strlen(bogus[b])}};
+                            hand_t no = {.ov_key = key, .ov = {.k = V_STR, .s = bogus[b], .len = strlen(bogus[b])}};
                             snprintf(what, sizeof(what), "%s = '%s'", sub_err, bogus[b]);
                             expect_reject(ti, &sample, &no, sub_err, what);
                         }
                         char withnul[80];
                         memcpy(withnul, first, strlen(first));
                         withnul[strlen(first)] = '\0';
-                        hand_t tail = {.ov_key = f->name, .ov = {.k = V_STR, .s = withnul, .len = strlen(first) + 1}};
+                        hand_t tail = {.ov_key = key, .ov = {.k = V_STR, .s = withnul, .len = strlen(first) + 1}};
                         expect_reject(ti, &sample, &tail, "NUL", "allowed value plus NUL");
                     }
                 } else if (f->kind == K_STRV) {
-                    hand_t at = {.ov_key = f->name, .ov = {.k = V_ARRAY_STRS, .s = "x@y", .len = 3, .n = (uint32_t)f->max}};
+                    hand_t at = {.ov_key = key, .ov = {.k = V_ARRAY_STRS, .s = "x@y", .len = 3, .n = (uint32_t)f->max}};
                     snprintf(what, sizeof(what), "%s with %zu elements", sub_err, f->max);
                     expect_accept(ti, &sample, &at, &back, what);
                     assert_int_equal(((record_strv_t *)ti->field_ptr(&back, f->name))->n, f->max);
                     record_clear(ti->desc, &back);
-                    hand_t over = {.ov_key = f->name, .ov = {.k = V_ARRAY_STRS, .s = "x@y", .len = 3, .n = (uint32_t)f->max + 1}};
+                    hand_t over = {.ov_key = key,
+                                   .ov = {.k = V_ARRAY_STRS, .s = "x@y", .len = 3, .n = (uint32_t)f->max + 1}};
                     snprintf(what, sizeof(what), "%s with %zu elements", sub_err, f->max + 1);
                     expect_reject(ti, &sample, &over, sub_err, what);
-                    hand_t elem = {.ov_key = f->name, .ov = {.k = V_ARRAY_STRS, .s = BIG, .len = 8192, .n = 2}};
+                    hand_t elem = {.ov_key = key, .ov = {.k = V_ARRAY_STRS, .s = BIG, .len = 8192, .n = 2}};
                     expect_accept(ti, &sample, &elem, &back, "elements of 8192 bytes");
                     record_clear(ti->desc, &back);
-                    hand_t empty = {.ov_key = f->name, .ov = {.k = V_ARRAY_STRS, .n = 0}};
+                    hand_t empty = {.ov_key = key, .ov = {.k = V_ARRAY_STRS, .n = 0}};
                     expect_accept(ti, &sample, &empty, &back, "empty array");
                     record_clear(ti->desc, &back);
-                } else if (f->kind == K_ATTV) {
-                    hand_t at = {.ov_key = f->name, .ov = {.k = V_ARRAY_ATTS, .n = (uint32_t)f->max}};
+                } else if (f->kind == K_ATTV || f->kind == K_LINEV) {
+                    vkind_t elems = f->kind == K_ATTV ? V_ARRAY_ATTS : V_ARRAY_LINES;
+                    hand_t at = {.ov_key = key, .ov = {.k = elems, .n = (uint32_t)f->max}};
                     snprintf(what, sizeof(what), "%s with %zu elements", sub_err, f->max);
                     expect_accept(ti, &sample, &at, &back, what);
-                    assert_int_equal(((record_attv_t *)ti->field_ptr(&back, f->name))->n, f->max);
+                    assert_int_equal(sub_count(f->kind, ti->field_ptr(&back, f->name)), f->max);
                     record_clear(ti->desc, &back);
-                    hand_t over = {.ov_key = f->name, .ov = {.k = V_ARRAY_ATTS, .n = (uint32_t)f->max + 1}};
+                    hand_t over = {.ov_key = key, .ov = {.k = elems, .n = (uint32_t)f->max + 1}};
                     snprintf(what, sizeof(what), "%s with %zu elements", sub_err, f->max + 1);
-                    expect_reject(ti, &sample, &over, sub_err, what);
+                    char count_err[192];
+                    snprintf(count_err, sizeof(count_err), "%s: %zu elements, more than %zu", sub_err, f->max + 1,
+                             f->max);
+                    expect_reject(ti, &sample, &over, count_err, what);
+                    hand_t empty = {.ov_key = key, .ov = {.k = elems, .n = 0}};
+                    expect_accept(ti, &sample, &empty, &back, "empty array");
+                    assert_true(field_is_empty(f, ti->field_ptr(&back, f->name)));
+                    record_clear(ti->desc, &back);
                 }
             }
         }
@@ -1232,7 +1489,7 @@ static void test_job_action_explode(void **state)
     record_job_t job = {0};
     fill_job(&job);
     hand_t h = {.ov_key = "action", .ov = {.k = V_STR, .s = "explode", .len = 7}};
-    expect_reject(&TYPES[2], &job, &h, "job.action", "job.action = explode");
+    expect_reject(TI(job), &job, &h, "job.action", "job.action = explode");
     /* and record_encode will not write it either */
     free(job.action);
     job.action = sdup("explode");
@@ -1429,18 +1686,29 @@ static void test_hostile_headers(void **state)
     record_delivery_t d = {0};
     fill_delivery(&d);
     hand_t h = {.ov_key = "recipients", .ov = {.k = V_RAW, .s = "\xdd\xff\xff\xff\xff", .len = 5}};
-    expect_reject(&TYPES[0], &d, &h, "count exceeds the data", "recipients array32 0xFFFFFFFF");
+    expect_reject(TI(delivery), &d, &h, "count exceeds the data", "recipients array32 0xFFFFFFFF");
     hand_t hm = {.ov_key = "attachments", .ov = {.k = V_RAW, .s = "\xdf\xff\xff\xff\xff", .len = 5}};
-    expect_reject(&TYPES[0], &d, &hm, "count exceeds the data", "attachments map32 0xFFFFFFFF");
+    expect_reject(TI(delivery), &d, &hm, "count exceeds the data", "attachments map32 0xFFFFFFFF");
     hand_t hs = {.ov_key = "subject", .ov = {.k = V_RAW, .s = "\xdb\xff\xff\xff\xff", .len = 5}};
-    expect_reject(&TYPES[0], &d, &hs, "length exceeds the data", "subject str32 0xFFFFFFFF");
+    expect_reject(TI(delivery), &d, &hs, "length exceeds the data", "subject str32 0xFFFFFFFF");
     /* deeper than the decoder's nesting limit */
     char deep[40];
     memset(deep, 0x91, 30);
     deep[30] = 0x01;
     hand_t hn = {.ov_key = "urls", .ov = {.k = V_RAW, .s = deep, .len = 31}};
-    expect_reject(&TYPES[0], &d, &hn, "nested too deeply", "urls nested 30 deep");
+    expect_reject(TI(delivery), &d, &hn, "nested too deeply", "urls nested 30 deep");
     record_clear(&RECORD_DESC_delivery, &d);
+
+    /* the same inside an event: lines claims 0xFFFFFFFF lines, or one line of 0xFFFFFFFF pairs */
+    record_event_t ev = {0};
+    fill_event(&ev);
+    hand_t hl = {.ov_key = "lines", .ov = {.k = V_RAW, .s = "\xdd\xff\xff\xff\xff", .len = 5}};
+    expect_reject(TI(event), &ev, &hl, "count exceeds the data", "lines array32 0xFFFFFFFF");
+    hand_t hlm = {.ov_key = "lines", .ov = {.k = V_RAW, .s = "\x91\xdf\xff\xff\xff\xff", .len = 6}};
+    expect_reject(TI(event), &ev, &hlm, "count exceeds the data", "a line map32 0xFFFFFFFF");
+    hand_t hls = {.ov_key = "line.message", .ov = {.k = V_RAW, .s = "\xdb\xff\xff\xff\xff", .len = 5}};
+    expect_reject(TI(event), &ev, &hls, "length exceeds the data", "line.message str32 0xFFFFFFFF");
+    record_clear(&RECORD_DESC_event, &ev);
 }
 
 typedef struct {
@@ -1449,56 +1717,62 @@ typedef struct {
     const char *what;
 } enc_case_t;
 
-/* record_encode refuses what record_decode would refuse, and leaves the buffer untouched. */
+/* record_encode refuses what record_decode would refuse, and leaves the buffer untouched. A
+ * sub-record's string is set in its first element. */
 static void test_encode_refuses(void **state)
 {
     (void)state;
     for (size_t t = 0; t < NTYPES; t++) {
         const type_info_t *ti = &TYPES[t];
-        for (size_t i = 0; i < ti->nfields; i++) {
-            const finfo_t *f = &ti->fields[i];
-            if (f->kind != K_STR)
-                continue;
-            enc_case_t cases[4];
-            size_t nc = 0;
-            char *over = malloc(f->max + 2);
-            assert_non_null(over);
-            memset(over, 'a', f->max + 1);
-            over[f->max + 1] = '\0';
-            if (f->required)
-                cases[nc++] = (enc_case_t){NULL, true, "missing"};
-            cases[nc++] = (enc_case_t){over, true, "over the maximum"};
-            if (f->allowed)
-                cases[nc++] = (enc_case_t){"explode", true, "not allowed"};
-            else
-                cases[nc++] = (enc_case_t){over + 1, false, "at the maximum"};
-            for (size_t c = 0; c < nc; c++) {
-                anyrec_t rec;
-                memset(&rec, 0, sizeof(rec));
-                ti->fill(&rec);
-                char **slot = ti->field_ptr(&rec, f->name);
-                free(*slot);
-                *slot = cases[c].value ? sdup(cases[c].value) : NULL;
-                msgpack_sbuffer b;
-                msgpack_sbuffer_init(&b);
-                msgpack_sbuffer_write(&b, "XY", 2);
-                char err[512] = "";
-                int rc = record_encode(ti->desc, &rec, &b, err, sizeof(err));
-                char sub[128];
-                snprintf(sub, sizeof(sub), "%s.%s", ti->name, f->name);
-                if (cases[c].should_fail) {
-                    if (rc != -1)
-                        fail_msg("%s %s: encoded", sub, cases[c].what);
-                    assert_int_equal(b.size, 2);
-                    if (!strstr(err, sub))
-                        fail_msg("%s %s: error '%s'", sub, cases[c].what, err);
-                } else if (rc != 0) {
-                    fail_msg("%s %s: refused: %s", sub, cases[c].what, err);
+        scope_t scopes[MAX_SCOPES];
+        size_t ns = type_scopes(ti, scopes);
+        for (size_t s = 0; s < ns; s++) {
+            const scope_t *sc = &scopes[s];
+            for (size_t i = 0; i < sc->nfields; i++) {
+                const finfo_t *f = &sc->fields[i];
+                if (f->kind != K_STR)
+                    continue;
+                enc_case_t cases[4];
+                size_t nc = 0;
+                char *over = malloc(f->max + 2);
+                assert_non_null(over);
+                memset(over, 'a', f->max + 1);
+                over[f->max + 1] = '\0';
+                if (f->required)
+                    cases[nc++] = (enc_case_t){NULL, true, "missing"};
+                cases[nc++] = (enc_case_t){over, true, "over the maximum"};
+                if (f->allowed)
+                    cases[nc++] = (enc_case_t){"explode", true, "not allowed"};
+                else
+                    cases[nc++] = (enc_case_t){over + 1, false, "at the maximum"};
+                for (size_t c = 0; c < nc; c++) {
+                    anyrec_t rec;
+                    memset(&rec, 0, sizeof(rec));
+                    ti->fill(&rec);
+                    char **slot = scope_ptr(ti, sc, &rec, 0, f->name);
+                    free(*slot);
+                    *slot = cases[c].value ? sdup(cases[c].value) : NULL;
+                    msgpack_sbuffer b;
+                    msgpack_sbuffer_init(&b);
+                    msgpack_sbuffer_write(&b, "XY", 2);
+                    char err[512] = "";
+                    int rc = record_encode(ti->desc, &rec, &b, err, sizeof(err));
+                    char sub[128];
+                    snprintf(sub, sizeof(sub), "%s.%s", sc->owner, f->name);
+                    if (cases[c].should_fail) {
+                        if (rc != -1)
+                            fail_msg("%s %s: encoded", sub, cases[c].what);
+                        assert_int_equal(b.size, 2);
+                        if (!strstr(err, sub))
+                            fail_msg("%s %s: error '%s'", sub, cases[c].what, err);
+                    } else if (rc != 0) {
+                        fail_msg("%s %s: refused: %s", sub, cases[c].what, err);
+                    }
+                    msgpack_sbuffer_destroy(&b);
+                    record_clear(ti->desc, &rec);
                 }
-                msgpack_sbuffer_destroy(&b);
-                record_clear(ti->desc, &rec);
+                free(over);
             }
-            free(over);
         }
     }
 
@@ -1549,6 +1823,35 @@ static void test_encode_refuses(void **state)
     assert_non_null(strstr(err, "delivery.attachments"));
     assert_int_equal(b.size, 0);
     record_clear(&RECORD_DESC_delivery, &d);
+
+    /* lines: a line without its required message or log, then the element-count limit */
+    record_event_t ev = {0};
+    fill_event(&ev);
+    free(ev.lines.v[1].message);
+    ev.lines.v[1].message = NULL;
+    assert_int_equal(record_encode(&RECORD_DESC_event, &ev, &b, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "line.message: required field missing"));
+    assert_int_equal(b.size, 0);
+    ev.lines.v[1].message = sdup("back");
+    free(ev.lines.v[0].log);
+    ev.lines.v[0].log = NULL;
+    assert_int_equal(record_encode(&RECORD_DESC_event, &ev, &b, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "line.log: required field missing"));
+    assert_int_equal(b.size, 0);
+    ev.lines.v[0].log = sdup("ecs");
+    while (ev.lines.n < 1001)
+        record_linev_push(&ev.lines, "tracking", (int64_t)ev.lines.n, "m");
+    assert_int_equal(record_encode(&RECORD_DESC_event, &ev, &b, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "event.lines: 1001 elements, more than 1000"));
+    assert_int_equal(b.size, 0);
+    record_clear(&RECORD_DESC_line, &ev.lines.v[--ev.lines.n]);
+    assert_int_equal(record_encode(&RECORD_DESC_event, &ev, &b, err, sizeof(err)), 0); /* 1000 */
+    record_event_t back;
+    assert_int_equal(record_decode(&RECORD_DESC_event, b.data, b.size, &back, err, sizeof(err)), 0);
+    assert_int_equal(back.lines.n, 1000);
+    cmp_event(&ev, &back);
+    record_clear(&RECORD_DESC_event, &back);
+    record_clear(&RECORD_DESC_event, &ev);
     msgpack_sbuffer_destroy(&b);
 }
 
@@ -1680,16 +1983,251 @@ static void test_attachment_failure_frees(void **state)
     msgpack_sbuffer b;
     msgpack_sbuffer_init(&b);
     hand_t h = {0};
-    hand_build(&TYPES[0], &d, &h, &b);
+    hand_build(TI(delivery), &d, &h, &b);
     /* patch: replace the second attachment's sha256 key name so it is missing */
     char *p = memmem(b.data, b.size, SHA_B, 64);
     assert_non_null(p);
     /* p - 2 is the str8 header of the value, p - 9 the fixstr "sha256" key */
     assert_memory_equal(p - 9, "\xa6sha256\xd9\x40", 9);
     memcpy(p - 8, "sha257", 6);
-    expect_reject_bytes(&TYPES[0], b.data, b.size, "attachment.sha256", "second attachment lacks sha256");
+    expect_reject_bytes(TI(delivery), b.data, b.size, "attachment.sha256", "second attachment lacks sha256");
     msgpack_sbuffer_destroy(&b);
     record_clear(&RECORD_DESC_delivery, &d);
+}
+
+/* The same for lines: the second line's log and mid decode, then its message is missing, or
+ * has a NUL; everything is freed and the record left zeroed. */
+static void test_line_failure_frees(void **state)
+{
+    (void)state;
+    record_event_t ev = {0};
+    fill_event(&ev);
+    free(ev.lines.v[1].message);
+    ev.lines.v[1].message = sdup("second-line");
+    msgpack_sbuffer b;
+    msgpack_sbuffer_init(&b);
+    hand_t h = {0};
+    hand_build(TI(event), &ev, &h, &b);
+    /* p - 1 is the fixstr header of the value, p - 9 the fixstr "message" key */
+    char *p = memmem(b.data, b.size, "second-line", 11);
+    assert_non_null(p);
+    assert_memory_equal(p - 9, "\xa7message\xab", 9);
+    memcpy(p - 8, "messagf", 7);
+    expect_reject_bytes(TI(event), b.data, b.size, "line.message: required field missing",
+                        "second line lacks message");
+    memcpy(p - 8, "message", 7);
+    p[6] = '\0'; /* "second\0line" */
+    expect_reject_bytes(TI(event), b.data, b.size, "line.message: contains a NUL", "second line has a NUL");
+    p[6] = '-';
+    anyrec_t back;
+    char err[256];
+    assert_int_equal(decode_copy(TI(event), b.data, b.size, &back, err, sizeof(err)), 0); /* restored */
+    cmp_event(&ev, &back);
+    record_clear(&RECORD_DESC_event, &back);
+    msgpack_sbuffer_destroy(&b);
+    record_clear(&RECORD_DESC_event, &ev);
+}
+
+/* encoded_version - the "v" of an encoded record, or -1 when it is missing, repeated or not a
+ * positive integer. */
+static int64_t encoded_version(const char *buf, size_t len)
+{
+    msgpack_unpacked u;
+    msgpack_unpacked_init(&u);
+    size_t off = 0;
+    int64_t v = -1;
+    int seen = 0;
+    if (msgpack_unpack_next(&u, buf, len, &off) == MSGPACK_UNPACK_SUCCESS && u.data.type == MSGPACK_OBJECT_MAP) {
+        const msgpack_object_map *m = &u.data.via.map;
+        for (uint32_t i = 0; i < m->size; i++) {
+            const msgpack_object *k = &m->ptr[i].key, *val = &m->ptr[i].val;
+            if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == 1 && k->via.str.ptr[0] == 'v') {
+                seen++;
+                v = val->type == MSGPACK_OBJECT_POSITIVE_INTEGER ? (int64_t)val->via.u64 : -1;
+            }
+        }
+    }
+    msgpack_unpacked_destroy(&u);
+    return seen == 1 ? v : -1;
+}
+
+/* has_key - whether the encoded record's top-level map has key. */
+static bool has_key(const char *buf, size_t len, const char *key)
+{
+    msgpack_unpacked u;
+    msgpack_unpacked_init(&u);
+    size_t off = 0;
+    bool found = false;
+    if (msgpack_unpack_next(&u, buf, len, &off) == MSGPACK_UNPACK_SUCCESS && u.data.type == MSGPACK_OBJECT_MAP) {
+        const msgpack_object_map *m = &u.data.via.map;
+        for (uint32_t i = 0; i < m->size; i++) {
+            const msgpack_object *k = &m->ptr[i].key;
+            if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == strlen(key) &&
+                memcmp(k->via.str.ptr, key, k->via.str.size) == 0)
+                found = true;
+        }
+    }
+    msgpack_unpacked_destroy(&u);
+    return found;
+}
+
+/* Each type's encoding carries the version RECORD_TYPES states, whatever version it was
+ * decoded from; an event's is 2. */
+static void test_encoded_version(void **state)
+{
+    (void)state;
+    for (size_t t = 0; t < NTYPES; t++) {
+        const type_info_t *ti = &TYPES[t];
+        anyrec_t rec, back;
+        memset(&rec, 0, sizeof(rec));
+        ti->fill(&rec);
+        msgpack_sbuffer b;
+        msgpack_sbuffer_init(&b);
+        encode_ok(ti, &rec, &b);
+        if (encoded_version(b.data, b.size) != ti->version)
+            fail_msg("%s: encoded v %lld, RECORD_TYPES says %d", ti->name,
+                     (long long)encoded_version(b.data, b.size), ti->version);
+        /* read from a version-1 encoding, it is written back at the current version */
+        hand_t h1 = {.v = {.k = V_INT, .i = 1}};
+        expect_accept(ti, &rec, &h1, &back, "v = 1");
+        msgpack_sbuffer b2;
+        msgpack_sbuffer_init(&b2);
+        encode_ok(ti, &back, &b2);
+        assert_int_equal(encoded_version(b2.data, b2.size), ti->version);
+        assert_int_equal(b2.size, b.size);
+        assert_memory_equal(b2.data, b.data, b.size);
+        record_clear(ti->desc, &back);
+        msgpack_sbuffer_destroy(&b2);
+        msgpack_sbuffer_destroy(&b);
+        record_clear(ti->desc, &rec);
+    }
+
+    /* the event, spelled out: "v" is 2, with or without lines */
+    record_event_t ev = {0};
+    fill_event(&ev);
+    msgpack_sbuffer b;
+    msgpack_sbuffer_init(&b);
+    encode_ok(TI(event), &ev, &b);
+    assert_int_equal(encoded_version(b.data, b.size), 2);
+    assert_true(has_key(b.data, b.size, "lines"));
+    record_clear(&RECORD_DESC_line, &ev.lines.v[0]);
+    record_clear(&RECORD_DESC_line, &ev.lines.v[1]);
+    free(ev.lines.v);
+    memset(&ev.lines, 0, sizeof(ev.lines));
+    b.size = 0;
+    encode_ok(TI(event), &ev, &b);
+    assert_int_equal(encoded_version(b.data, b.size), 2);
+    assert_false(has_key(b.data, b.size, "lines")); /* an empty optional array is omitted */
+    msgpack_sbuffer_destroy(&b);
+    record_clear(&RECORD_DESC_event, &ev);
+}
+
+/* A version-1 event, as a v1 writer sent it (no "lines" key, "v": 1), still decodes: the
+ * versioning rule of record.h. Its lines come back empty and it is re-encoded as v2 without
+ * a "lines" key. */
+static void test_event_version_1(void **state)
+{
+    (void)state;
+    msgpack_sbuffer b;
+    msgpack_sbuffer_init(&b);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &b, msgpack_sbuffer_write);
+    static const char *const strs[][2] = {
+        {"id", "a8098c1a-f86e-11da-bd1a-00112444be1e"},
+        {"program", "clawback-poller"},
+        {"log", "url_rep_client"},
+        {"level", "info"},
+        {"batch", "b-1"},
+        {"message", "feed urlrep: 12 verdicts"},
+    };
+    msgpack_pack_map(&pk, 4 + sizeof(strs) / sizeof(strs[0])); /* type, v, strs, time_ms, mid */
+    msgpack_pack_str_with_body(&pk, "type", 4);
+    msgpack_pack_str_with_body(&pk, "event", 5);
+    msgpack_pack_str_with_body(&pk, "v", 1);
+    msgpack_pack_int(&pk, 1);
+    for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++) {
+        msgpack_pack_str_with_body(&pk, strs[i][0], strlen(strs[i][0]));
+        msgpack_pack_str_with_body(&pk, strs[i][1], strlen(strs[i][1]));
+    }
+    msgpack_pack_str_with_body(&pk, "time_ms", 7);
+    msgpack_pack_int64(&pk, 1648585224000);
+    msgpack_pack_str_with_body(&pk, "mid", 3);
+    msgpack_pack_int64(&pk, 99);
+
+    anyrec_t back;
+    char err[256];
+    if (decode_copy(TI(event), b.data, b.size, &back, err, sizeof(err)) != 0)
+        fail_msg("v1 event rejected: %s", err);
+    const record_event_t *ev = &back.event;
+    assert_string_equal(ev->id, "a8098c1a-f86e-11da-bd1a-00112444be1e");
+    assert_true(ev->time_ms == 1648585224000);
+    assert_string_equal(ev->program, "clawback-poller");
+    assert_string_equal(ev->log, "url_rep_client");
+    assert_string_equal(ev->level, "info");
+    assert_true(ev->mid == 99);
+    assert_string_equal(ev->batch, "b-1");
+    assert_string_equal(ev->message, "feed urlrep: 12 verdicts");
+    assert_int_equal(ev->lines.n, 0);
+    assert_null(ev->lines.v);
+
+    msgpack_sbuffer b2;
+    msgpack_sbuffer_init(&b2);
+    encode_ok(TI(event), ev, &b2);
+    assert_int_equal(encoded_version(b2.data, b2.size), 2);
+    assert_false(has_key(b2.data, b2.size, "lines"));
+    anyrec_t again;
+    if (decode_copy(TI(event), b2.data, b2.size, &again, err, sizeof(err)) != 0)
+        fail_msg("re-encoded v1 event rejected: %s", err);
+    cmp_event(&back, &again);
+    record_clear(&RECORD_DESC_event, &again);
+    record_clear(&RECORD_DESC_event, &back);
+    msgpack_sbuffer_destroy(&b2);
+
+    /* a v1 event with an unknown key, and one with "v": 1 that does carry lines (a field is
+     * never given another meaning, so the decoder does not look at the version) */
+    record_event_t full = {0};
+    fill_event(&full);
+    hand_t h = {.v = {.k = V_INT, .i = 1}, .skip = "lines", .extra = true};
+    expect_accept(TI(event), &full, &h, &back, "v1 event with unknown keys");
+    assert_int_equal(back.event.lines.n, 0);
+    record_clear(&RECORD_DESC_event, &back);
+    hand_t hl = {.v = {.k = V_INT, .i = 1}};
+    expect_accept(TI(event), &full, &hl, &back, "v1 event with lines");
+    cmp_event(&full, &back);
+    record_clear(&RECORD_DESC_event, &back);
+    record_clear(&RECORD_DESC_event, &full);
+    msgpack_sbuffer_destroy(&b);
+}
+
+static void test_linev_push_and_clear(void **state)
+{
+    (void)state;
+    record_event_t ev = {0};
+    char log[16] = "ecs", msg[16] = "hello";
+    record_linev_push(&ev.lines, log, 0, msg);
+    log[0] = 'X'; /* push copied them */
+    msg[0] = 'X';
+    record_linev_push(&ev.lines, "tracking", INT64_MIN, "");
+    assert_int_equal(ev.lines.n, 2);
+    assert_string_equal(ev.lines.v[0].log, "ecs");
+    assert_true(ev.lines.v[0].mid == 0);
+    assert_string_equal(ev.lines.v[0].message, "hello");
+    assert_string_equal(ev.lines.v[1].log, "tracking");
+    assert_true(ev.lines.v[1].mid == INT64_MIN);
+    assert_string_equal(ev.lines.v[1].message, "");
+    for (int i = 0; i < 100; i++) /* growth keeps the earlier lines */
+        record_linev_push(&ev.lines, "mail_logs", i, "m");
+    assert_int_equal(ev.lines.n, 102);
+    assert_string_equal(ev.lines.v[0].message, "hello");
+    assert_true(ev.lines.v[101].mid == 99);
+    record_clear(&RECORD_DESC_event, &ev);
+    assert_true(all_zero(&ev, sizeof(ev)));
+    record_clear(&RECORD_DESC_event, &ev);
+    assert_true(all_zero(&ev, sizeof(ev)));
+    /* a line on its own */
+    record_line_t line = {.log = sdup("remediation"), .mid = 5, .message = sdup("x")};
+    record_clear(&RECORD_DESC_line, &line);
+    assert_true(all_zero(&line, sizeof(line)));
 }
 
 int main(void)
@@ -1718,6 +2256,10 @@ int main(void)
         cmocka_unit_test(test_init),
         cmocka_unit_test(test_strv_push_and_clear),
         cmocka_unit_test(test_attachment_failure_frees),
+        cmocka_unit_test(test_line_failure_frees),
+        cmocka_unit_test(test_encoded_version),
+        cmocka_unit_test(test_event_version_1),
+        cmocka_unit_test(test_linev_push_and_clear),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
