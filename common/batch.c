@@ -321,6 +321,28 @@ void batch_line_initiated(strbuf_t *out, int64_t mid, const char *action, const 
     strbuf_appendv(out, rest, sizeof(rest) / sizeof(rest[0]));
 }
 
+void batch_line_matched(strbuf_t *out, const record_initiation_t *in, const record_initiated_t *m)
+{
+    /* without printf: one line per message of a fan-out */
+    const char *what = strcmp(in->observable_type, "url") == 0 ? "URL" : "domain";
+    strbuf_appends(out, "Message ");
+    strbuf_append_int(out, m->mid);
+    if (!strcmp(m->matched, "email_id")) {
+        const char *parts[] = {" (email id ", m->email_id ? m->email_id : "?", ") was named by feed '", in->feed,
+                               "' for ", what, " '", in->observable, "', found ", in->disposition,
+                               " (URL retrospection)"};
+        strbuf_appendv(out, parts, sizeof(parts) / sizeof(parts[0]));
+    } else {
+        const char *parts[] = {!strcmp(m->matched, "url") ? " carries " : " has the subject of a message carrying ",
+                               what, " '", in->observable, "' that feed '", in->feed, "' found ", in->disposition,
+                               " (URL retrospection)"};
+        strbuf_appendv(out, parts, sizeof(parts) / sizeof(parts[0]));
+    }
+    const char *tail[] = {"; remediation ", in->held ? "waits for approval" : "initiated", " in batch '", in->batch,
+                          "'."};
+    strbuf_appendv(out, tail, sizeof(tail) / sizeof(tail[0]));
+}
+
 void batch_line_processed(strbuf_t *out, const record_result_t *r)
 {
     const char *status = batch_status_label(r->status);

@@ -124,6 +124,11 @@ const char *batch_status_label(const char *status);
  * from source 'CTR' in batch '2b46dcac-...'." */
 void batch_line_initiated(strbuf_t *out, int64_t mid, const char *action, const char *initiator, const char *source,
                           const char *uuid);
+/* batch_line_matched - the tracking line saying why message m of an initiation is in its batch:
+ * "Message 6 carries URL 'http://x/' that feed 'f' found malicious (URL retrospection);
+ * remediation initiated in batch '...'." (or "(email id E) was named by feed ...", or "has the
+ * subject of a message carrying ...", and "waits for approval" for a held batch). */
+void batch_line_matched(strbuf_t *out, const record_initiation_t *in, const record_initiated_t *m);
 /* batch_line_processed - the mail_logs line of a result: for reason admin "Message 640962 was
  * processed with 'Forward' remedial action for recipient 'ee@mexesa.com' in batch '...'.
  * Remediation status: Remediated."; for url_retrospection "Message 6 was processed due to URL

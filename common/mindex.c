@@ -394,7 +394,7 @@ static void pack_str(msgpack_packer *pk, const char *s)
     msgpack_pack_str_body(pk, s, n);
 }
 
-static const char *const STATE_NAME[] = {"delivered", "remediated", "not_found", "failed"};
+static const char *const STATE_NAME[] = {"delivered", "remediated", "not_found", "failed"}; /* < 16 bytes */
 
 /* record_encode - the stored form of a message, kept small (it is most of the index's memory):
  * [version, MID offset in its bucket (0..63), delivery time offset in its partition (ms),
@@ -833,34 +833,56 @@ static int record_decode(const mindex_t *self, const char *buf, size_t len, int6
         goto out;
     rec->mid = bucket * MINDEX_RECORDS_PER_BUCKET + 1 + (int64_t)a[1].via.u64;
     rec->time_ms = part * self->partition_ms + (int64_t)a[2].via.u64;
-    rec->direction = util_xstrdup(a[3].via.u64 == 1 ? "outgoing" : "incoming");
+    /* every string and the recipients in one allocation (a fan-out reads 100,000 records) */
+    const char *direction = a[3].via.u64 == 1 ? "outgoing" : "incoming";
+    char ip[INET6_ADDRSTRLEN] = "";
+    if (a[7].type == MSGPACK_OBJECT_BIN && (a[7].via.bin.size == 4 || a[7].via.bin.size == 16) &&
+        !inet_ntop(a[7].via.bin.size == 4 ? AF_INET : AF_INET6, a[7].via.bin.ptr, ip, sizeof(ip)))
+        ip[0] = '\0';
+    size_t n = a[9].via.array.size;
+    size_t bytes = (n ? n : 1) * sizeof(*rec->rcpts) + strlen(direction) + 1 + strlen(ip) + 1;
+    for (int i = 4; i <= 8; i++)
+        if (a[i].type == MSGPACK_OBJECT_STR)
+            bytes += a[i].via.str.size + 1;
+    for (size_t i = 0; i < n; i++) {
+        const msgpack_object *r = &a[9].via.array.ptr[i];
+        if (r->type == MSGPACK_OBJECT_STR)
+            bytes += r->via.str.size + 1 + 16; /* and its state (a STATE_NAME) */
+    }
+    rec->storage = util_xmalloc(bytes);
+    rec->rcpts = (mindex_rcpt_t *)rec->storage;
+    char *at = rec->storage + (n ? n : 1) * sizeof(*rec->rcpts);
+#define MINDEX_PUT(dst, src, len)                                                                  \
+    do {                                                                                           \
+        (dst) = at;                                                                                \
+        memcpy(at, (src), (len));                                                                  \
+        at[(len)] = '\0';                                                                          \
+        at += (len) + 1;                                                                           \
+    } while (0)
+    MINDEX_PUT(rec->direction, direction, strlen(direction));
     char **strs[] = {&rec->message_id, &rec->subject, &rec->sender};
     for (int i = 0; i < 3; i++) {
-        msgpack_object *s = &a[4 + i];
-        if (s->type == MSGPACK_OBJECT_STR)
-            *strs[i] = util_xstrndup(s->via.str.ptr, s->via.str.size);
+        const msgpack_object *str = &a[4 + i];
+        if (str->type == MSGPACK_OBJECT_STR)
+            MINDEX_PUT(*strs[i], str->via.str.ptr, str->via.str.size);
     }
-    if (a[7].type == MSGPACK_OBJECT_BIN && (a[7].via.bin.size == 4 || a[7].via.bin.size == 16)) {
-        char ip[INET6_ADDRSTRLEN];
-        if (inet_ntop(a[7].via.bin.size == 4 ? AF_INET : AF_INET6, a[7].via.bin.ptr, ip, sizeof(ip)))
-            rec->sender_ip = util_xstrdup(ip);
-    }
+    if (ip[0])
+        MINDEX_PUT(rec->sender_ip, ip, strlen(ip));
     if (a[8].type == MSGPACK_OBJECT_STR)
-        rec->queue_id = util_xstrndup(a[8].via.str.ptr, a[8].via.str.size);
-    size_t n = a[9].via.array.size;
-    rec->rcpts = util_xcalloc(n ? n : 1, sizeof(*rec->rcpts));
+        MINDEX_PUT(rec->queue_id, a[8].via.str.ptr, a[8].via.str.size);
     for (size_t i = 0; i < n; i++) {
-        msgpack_object *r = &a[9].via.array.ptr[i];
-        msgpack_object *s = i < a[10].via.array.size ? &a[10].via.array.ptr[i] : NULL;
+        const msgpack_object *r = &a[9].via.array.ptr[i];
+        const msgpack_object *st = i < a[10].via.array.size ? &a[10].via.array.ptr[i] : NULL;
         if (r->type != MSGPACK_OBJECT_STR)
             continue;
-        uint64_t state = s && s->type == MSGPACK_OBJECT_POSITIVE_INTEGER && s->via.u64 < UTIL_ARRAY_LEN(STATE_NAME)
-                             ? s->via.u64
+        uint64_t state = st && st->type == MSGPACK_OBJECT_POSITIVE_INTEGER && st->via.u64 < UTIL_ARRAY_LEN(STATE_NAME)
+                             ? st->via.u64
                              : 0;
-        rec->rcpts[rec->n_rcpts].address = util_xstrndup(r->via.str.ptr, r->via.str.size);
-        rec->rcpts[rec->n_rcpts].state = util_xstrdup(STATE_NAME[state]);
-        rec->n_rcpts++;
+        mindex_rcpt_t *rp = &rec->rcpts[rec->n_rcpts++];
+        MINDEX_PUT(rp->address, r->via.str.ptr, r->via.str.size);
+        MINDEX_PUT(rp->state, STATE_NAME[state], strlen(STATE_NAME[state]));
     }
+#undef MINDEX_PUT
     rc = 0;
 out:
     msgpack_unpacked_destroy(&up);
@@ -873,17 +895,7 @@ void mindex_record_clear(mindex_record_t *rec)
 {
     if (!rec)
         return;
-    free(rec->direction);
-    free(rec->message_id);
-    free(rec->subject);
-    free(rec->sender);
-    free(rec->sender_ip);
-    free(rec->queue_id);
-    for (size_t i = 0; i < rec->n_rcpts; i++) {
-        free(rec->rcpts[i].address);
-        free(rec->rcpts[i].state);
-    }
-    free(rec->rcpts);
+    free(rec->storage);
     memset(rec, 0, sizeof(*rec));
 }
 
@@ -921,8 +933,6 @@ static int find_record(const mindex_t *self, const char *buf, size_t len, int64_
     return found;
 }
 
-/* records_present - the MIDs of the records in one record bucket delivered at or after
- * oldest (at most max); each record is decoded once. */
 /* peek_uint - a msgpack unsigned integer at *pos; false when it is something else or cut. */
 static bool peek_uint(const unsigned char *p, size_t len, size_t *pos, uint64_t *out)
 {
@@ -966,6 +976,8 @@ static int record_peek(const mindex_t *self, const char *buf, size_t len, int64_
     return 0;
 }
 
+/* records_present - the MIDs of the records in one record bucket delivered at or after
+ * oldest (at most max). */
 static size_t records_present(const mindex_t *self, const char *buf, size_t len, int64_t part, int64_t bucket,
                               int64_t oldest, int64_t *out, size_t max)
 {

@@ -75,6 +75,7 @@ typedef struct {
     char *message_id, *subject, *sender, *sender_ip, *queue_id; /* each may be NULL */
     mindex_rcpt_t *rcpts;
     size_t n_rcpts;
+    char *storage; /* owns every string above and rcpts (mindex_record_clear frees it) */
 } mindex_record_t;
 
 /* What the caller knows of a delivery besides the message's observables. */

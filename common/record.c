@@ -18,7 +18,8 @@ typedef enum {
     RECORD_KIND_BOOL,
     RECORD_KIND_STRV,
     RECORD_KIND_ATTV,
-    RECORD_KIND_LINEV
+    RECORD_KIND_LINEV,
+    RECORD_KIND_INITV
 } record_kind_t;
 
 /* An array of sub-records: record_attv_t and record_linev_t have this layout. */
@@ -27,8 +28,10 @@ typedef struct {
     size_t n;
 } record_subv_t;
 _Static_assert(sizeof(record_subv_t) == sizeof(record_attv_t) && sizeof(record_subv_t) == sizeof(record_linev_t) &&
+                   sizeof(record_subv_t) == sizeof(record_initv_t) &&
                    offsetof(record_subv_t, n) == offsetof(record_attv_t, n) &&
-                   offsetof(record_subv_t, n) == offsetof(record_linev_t, n),
+                   offsetof(record_subv_t, n) == offsetof(record_linev_t, n) &&
+                   offsetof(record_subv_t, n) == offsetof(record_initv_t, n),
                "sub-record arrays share one layout");
 
 typedef struct {
@@ -73,6 +76,9 @@ RECORD_DEFINE(attachment, record_attachment_t, 1, RECORD_ATTACHMENT_FIELDS)
 #define RECORD_CURRENT record_line_t
 RECORD_DEFINE(line, record_line_t, 1, RECORD_LINE_FIELDS)
 #undef RECORD_CURRENT
+#define RECORD_CURRENT record_initiated_t
+RECORD_DEFINE(initiated, record_initiated_t, 1, RECORD_INITIATED_FIELDS)
+#undef RECORD_CURRENT
 #define RECORD_CURRENT record_delivery_t
 RECORD_DEFINE(delivery, record_delivery_t, RECORD_VERSION_delivery, RECORD_DELIVERY_FIELDS)
 #undef RECORD_CURRENT
@@ -88,6 +94,9 @@ RECORD_DEFINE(result, record_result_t, RECORD_VERSION_result, RECORD_RESULT_FIEL
 #define RECORD_CURRENT record_event_t
 RECORD_DEFINE(event, record_event_t, RECORD_VERSION_event, RECORD_EVENT_FIELDS)
 #undef RECORD_CURRENT
+#define RECORD_CURRENT record_initiation_t
+RECORD_DEFINE(initiation, record_initiation_t, RECORD_VERSION_initiation, RECORD_INITIATION_FIELDS)
+#undef RECORD_CURRENT
 
 static const record_desc_t *const RECORD_ALL[] = {
 #define RECORD_LIST_ENTRY(name, version) &RECORD_DESC_##name,
@@ -102,7 +111,9 @@ RECORD_TYPES(RECORD_VERSION_CHECK)
 /* sub_desc - the descriptor of the elements of a sub-record array. */
 static const record_desc_t *sub_desc(record_kind_t kind)
 {
-    return kind == RECORD_KIND_ATTV ? &RECORD_DESC_attachment : &RECORD_DESC_line;
+    return kind == RECORD_KIND_ATTV ? &RECORD_DESC_attachment
+           : kind == RECORD_KIND_LINEV ? &RECORD_DESC_line
+                                       : &RECORD_DESC_initiated;
 }
 
 const char *record_desc_name(const record_desc_t *desc)
@@ -197,6 +208,7 @@ static bool field_present(const record_field_t *f, const void *slot)
         return f->required || ((const record_strv_t *)slot)->n > 0;
     case RECORD_KIND_ATTV:
     case RECORD_KIND_LINEV:
+    case RECORD_KIND_INITV:
         return f->required || ((const record_subv_t *)slot)->n > 0;
     }
     return false;
@@ -264,7 +276,8 @@ static int encode_field(const record_desc_t *desc, const record_field_t *f, cons
         return 0;
     }
     case RECORD_KIND_ATTV:
-    case RECORD_KIND_LINEV: {
+    case RECORD_KIND_LINEV:
+    case RECORD_KIND_INITV: {
         const record_subv_t *subv = slot;
         const record_desc_t *sub = sub_desc(f->kind);
         if (subv->n > f->max) {
@@ -332,7 +345,7 @@ int record_encode(const record_desc_t *desc, const void *record, msgpack_sbuffer
 static const char *kind_name(record_kind_t kind)
 {
     static const char *const names[] = {"string", "integer", "boolean", "array of strings", "array of maps",
-                                        "array of maps"};
+                                        "array of maps", "array of maps"};
     return names[kind];
 }
 
@@ -397,7 +410,8 @@ static int decode_field(const record_desc_t *desc, const record_field_t *f, cons
         return 0;
     }
     case RECORD_KIND_ATTV:
-    case RECORD_KIND_LINEV: {
+    case RECORD_KIND_LINEV:
+    case RECORD_KIND_INITV: {
         if (o->type != MSGPACK_OBJECT_ARRAY)
             break;
         const msgpack_object_array *a = &o->via.array;
@@ -545,7 +559,7 @@ void record_clear(const record_desc_t *desc, void *record)
             for (size_t j = 0; j < strv->n; j++)
                 free(strv->v[j]);
             free(strv->v);
-        } else if (f->kind == RECORD_KIND_ATTV || f->kind == RECORD_KIND_LINEV) {
+        } else if (f->kind == RECORD_KIND_ATTV || f->kind == RECORD_KIND_LINEV || f->kind == RECORD_KIND_INITV) {
             record_subv_t *subv = slot;
             const record_desc_t *sub = sub_desc(f->kind);
             for (size_t j = 0; j < subv->n; j++)

@@ -428,31 +428,11 @@ static int plan_build(enrich_t *self, plan_t *p)
     return rc;
 }
 
-/* plan_match_line - the tracking line saying why a message is in the batch (built without
- * printf: one per message of a fan-out). */
-static void plan_match_line(const plan_t *p, const mindex_record_t *r, strbuf_t *out)
+/* plan_matched - how a message matched, as an initiation names it. */
+static const char *plan_matched(const plan_t *p, int64_t mid)
 {
-    const match_t *m = plan_match_of(p, r->mid);
-    const record_verdict_t *v = &p->verdict;
-    const char *what = strcmp(v->observable_type, "url") == 0 ? "URL" : "domain";
-    strbuf_reset(out);
-    strbuf_appends(out, "Message ");
-    strbuf_append_int(out, r->mid);
-    if (m && m->how == MATCH_URL) {
-        const char *parts[] = {" carries ", what, " '", p->canonical, "' that feed '", v->feed, "' found ",
-                               v->disposition, " (URL retrospection)"};
-        strbuf_appendv(out, parts, UTIL_ARRAY_LEN(parts));
-    } else if (m && m->how == MATCH_EMAIL_ID) {
-        const char *parts[] = {" (email id ", r->email_id, ") was named by feed '", v->feed, "' for ", what, " '",
-                               p->canonical, "', found ", v->disposition, " (URL retrospection)"};
-        strbuf_appendv(out, parts, UTIL_ARRAY_LEN(parts));
-    } else {
-        const char *parts[] = {" has the subject of a message carrying ", what, " '", p->canonical, "' that feed '",
-                               v->feed, "' found ", v->disposition, " (URL retrospection)"};
-        strbuf_appendv(out, parts, UTIL_ARRAY_LEN(parts));
-    }
-    const char *tail[] = {"; remediation ", p->held ? "waits for approval" : "initiated", " in batch '", p->uuid, "'."};
-    strbuf_appendv(out, tail, UTIL_ARRAY_LEN(tail));
+    const match_t *m = plan_match_of(p, mid);
+    return m && m->how == MATCH_URL ? "url" : m && m->how == MATCH_EMAIL_ID ? "email_id" : "subject";
 }
 
 /* plan_job_record - the job of plan job j: its strings point into the plan, id and the
@@ -550,10 +530,25 @@ static bus_commit_t *plan_chunk(enrich_t *self, plan_t *p, bus_t *bus, const bus
     strbuf_init(&line, 0);
     msgpack_sbuffer buf;
     msgpack_sbuffer_init(&buf);
-    /* the lines of the chunk's messages travel as a few events; the logger writes them and
-     * adds them to each message's tracking */
-    event_lines_t lines;
-    event_lines_init(&lines, ENRICH_PROGRAM, LOG_LEVEL_INFO, p->uuid);
+    /* the chunk's messages travel as one initiation record: the logger writes their lines
+     * (why each matched, "was initiated") and adds them to each message's tracking */
+    _Static_assert(ENRICH_CHUNK <= 1000, "an initiation holds at most 1000 messages");
+    record_initiation_t in = {
+        .time_ms = p->now_ms,
+        .program = (char *)ENRICH_PROGRAM,
+        .batch = p->uuid,
+        .held = p->held,
+        .initiator = (char *)BATCH_RETRO_INITIATOR,
+        .source = (char *)BATCH_RETRO_SOURCE,
+        .feed = p->verdict.feed,
+        .observable_type = p->verdict.observable_type,
+        .observable = p->canonical,
+        .disposition = p->verdict.disposition,
+    };
+    char in_id[RECORD_MAX_ID + 1];
+    util_uuid(in_id);
+    in.id = in_id;
+    in.messages.v = util_xcalloc(ENRICH_CHUNK + 1, sizeof(*in.messages.v));
     size_t messages = 0, jobs = 0;
     int64_t last_mid = 0;
     int rc = 0;
@@ -578,21 +573,18 @@ static bus_commit_t *plan_chunk(enrich_t *self, plan_t *p, bus_t *bus, const bus
         jobs++;
         if (r->mid != last_mid) { /* the first job of this message in the chunk */
             last_mid = r->mid;
+            record_initiated_t *m = &in.messages.v[in.messages.n++];
+            m->mid = r->mid;
+            m->matched = (char *)plan_matched(p, r->mid);
+            m->email_id = !strcmp(m->matched, "email_id") ? (char *)r->email_id : NULL;
+            m->action = (char *)j->mapping->action;
             messages++;
-            plan_match_line(p, r, &line);
-            event_lines_add(&lines, "tracking", r->mid, line.data);
-            if (!p->held) {
-                strbuf_reset(&line);
-                batch_line_initiated(&line, r->mid, j->mapping->action, BATCH_RETRO_INITIATOR, BATCH_RETRO_SOURCE,
-                                     p->uuid);
-                event_lines_add(&lines, "mail_logs", r->mid, line.data);
-            }
         }
     }
     free(subject);
-    if (rc == 0)
-        rc = event_lines_commit(&lines, c, err, sizeof(err));
-    event_lines_release(&lines);
+    if (rc == 0 && in.messages.n)
+        rc = bus_commit_add_record(c, EVENT_EDGE, &RECORD_DESC_initiation, &in, err, sizeof(err));
+    free(in.messages.v);
     if (messages)
         bus_commit_hincrby(c, bkey, "messages", (int64_t)messages);
     if (jobs)

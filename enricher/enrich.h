@@ -9,19 +9,19 @@
  * its domain's mapping, in the batch whose UUID derives from the verdict's id.
  *
  * Exactly once per (message, recipient): a job is created only for a copy no batch has claimed
- * (cb:msg:<mid> "job:<rcpt>") and that is not already remediated. The claims are read first,
- * then each commit re-checks them atomically (bus_commit_guard_field); a commit that finds one
- * taken by another enricher is planned again. Jobs go out in commits of ENRICH_CHUNK messages;
- * the verdict is consumed with the last one. After a crash or a full edge the verdict is handled
+ * (cb:copies "<mid> job:<rcpt>", batch.h) and that is not already remediated. The claims are
+ * read first, then each commit re-checks them atomically (bus_commit_guard_field); a commit that
+ * finds one taken by another enricher is planned again. Jobs go out in commits of ENRICH_CHUNK
+ * messages, each built while Redis runs the one before; the verdict is consumed with the last. After a crash or a full edge the verdict is handled
  * again: the copies this batch already claimed are skipped, so nothing is created twice.
  *
  * A batch of more than approval_threshold messages is held: its jobs wait in
  * cb:batch:<uuid>:held until `clawback approve` puts them on the bus (or `clawback reject`
  * releases the claims).
  *
- * Log lines: a summary per verdict (ecs log, and the enricher's own log); per message a
- * tracking line (cb:trk:<mid>) saying why it matched, and the seed's "was initiated" line
- * (mail_logs) when its jobs go out.
+ * Log lines: a summary per verdict (ecs log, and the enricher's own log); per message, through
+ * the chunk's initiation record (record.h), the logger writes a tracking line (cb:trk:<mid>)
+ * saying why it matched, and the seed's "was initiated" line (mail_logs) when its jobs go out.
  */
 #ifndef CLAWBACK_ENRICH_H
 #define CLAWBACK_ENRICH_H

@@ -4,7 +4,9 @@
  * Events: with [logger] directory set, each event's line goes to the seed gateway's log it
  * belongs to (ecs, mail_logs, remediation, url_rep_client: seed_logs.h) and, with [logger]
  * json_file, to a JSON-lines file for a SIEM; otherwise into the logger's own log. An event
- * may carry further lines (record.h, event v2), each handled as an event of its own. A line
+ * may carry further lines (record.h, event v2), each handled as an event of its own; an
+ * initiation record (a verdict batch's jobs, message by message) becomes each message's
+ * tracking line and "was initiated" line (batch.h). A line
  * about a message (mail_logs or tracking, with a MID) is also added to that message's tracking
  * (cb:trk:<mid>, batch.h) in the commit that consumes the event.
  *
@@ -77,6 +79,8 @@ static int logger_commit(bus_t *bus, bus_commit_t **c, const bus_delivery_t *d)
     return -1;
 }
 
+static int logger_on_initiation(logger_t *logger, bus_t *bus, const bus_delivery_t *delivery);
+
 /* logger_tracked - whether lines of this log about a message go to its tracking. */
 static bool logger_tracked(const char *log)
 {
@@ -88,6 +92,9 @@ static bool logger_tracked(const char *log)
 static int logger_on_event(bus_t *bus, const bus_delivery_t *delivery, void *state)
 {
     logger_t *logger = state;
+    char type[32];
+    if (record_peek_type(delivery->payload, delivery->len, type, sizeof(type)) == 0 && !strcmp(type, "initiation"))
+        return logger_on_initiation(logger, bus, delivery);
     record_event_t event;
     if (daemon_decode(bus, delivery, &RECORD_DESC_event, &event) < 0)
         return 0;
@@ -117,6 +124,48 @@ static int logger_on_event(bus_t *bus, const bus_delivery_t *delivery, void *sta
     /* otherwise returning 0 without a commit acknowledges the event */
     bus_commit_destroy(&c);
     record_clear(&RECORD_DESC_event, &event);
+    return rc;
+}
+
+/* logger_on_initiation - an initiation's lines: per message, the tracking line saying why it
+ * matched and, unless its batch is held, the seed's "was initiated" line; each tracked. */
+static int logger_on_initiation(logger_t *logger, bus_t *bus, const bus_delivery_t *delivery)
+{
+    record_initiation_t in;
+    if (daemon_decode(bus, delivery, &RECORD_DESC_initiation, &in) < 0)
+        return 0;
+    bus_commit_t *c = bus_commit_new(bus, delivery);
+    strbuf_t text;
+    strbuf_init(&text, 0);
+    int rc = 0;
+    for (size_t i = 0; i < in.messages.n && rc == 0; i++) {
+        const record_initiated_t *m = &in.messages.v[i];
+        for (int k = 0; k < (in.held ? 1 : 2) && rc == 0; k++) {
+            strbuf_reset(&text);
+            if (k == 0)
+                batch_line_matched(&text, &in, m);
+            else
+                batch_line_initiated(&text, m->mid, m->action, in.initiator, in.source, in.batch);
+            record_event_t line = {.id = in.id,
+                                   .time_ms = in.time_ms,
+                                   .program = in.program,
+                                   .log = k == 0 ? (char *)"tracking" : (char *)"mail_logs",
+                                   .level = (char *)"info",
+                                   .mid = m->mid,
+                                   .batch = in.batch,
+                                   .message = text.data};
+            rc = logger_write(logger, &line);
+            char id[RECORD_MAX_ID + 24];
+            snprintf(id, sizeof(id), "%s/%04zu", in.id, 2 * i + (size_t)k); /* one time: sorted in line order */
+            if (rc == 0 && m->mid > 0)
+                logger_track(logger, c, m->mid, in.time_ms, id, text.data);
+        }
+    }
+    if (rc == 0)
+        rc = logger_commit(bus, &c, delivery);
+    bus_commit_destroy(&c);
+    strbuf_release(&text);
+    record_clear(&RECORD_DESC_initiation, &in);
     return rc;
 }
 

@@ -5,9 +5,10 @@
  * X-macro field lists as record.h but written with msgpack_packer directly, so it can produce
  * the malformed records record_encode() refuses to write: a missing key, a value of the wrong
  * msgpack type, a duplicate key, an over-long string, a bad header, unknown keys. Every field
- * of every type, and of every sub-record (an attachment of a delivery, a line of an event), is
- * driven through those cases from the field lists, so a field added to record.h is covered
- * without touching this file. The types and their versions come from RECORD_TYPES.
+ * of every type, and of every sub-record (an attachment of a delivery, a line of an event, an
+ * initiated message of an initiation), is driven through those cases from the field lists, so
+ * a field added to record.h is covered without touching this file. The types and their
+ * versions come from RECORD_TYPES.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -71,6 +72,8 @@ typedef enum {
     V_ARRAY_EMPTY_MAPS, /* n empty maps */
     V_ARRAY_ATTS,       /* n minimal valid attachments */
     V_ARRAY_LINES,      /* n lines: "log" log (or "tracking"), "message" s/len (or "m") */
+    V_ARRAY_INITS,      /* n initiated messages: "mid" i + j, "matched" s/len (or "url"),
+                         * "action" log (or "delete") */
     V_MAP_EMPTY,
     V_RAW, /* s/len written as they are */
 } vkind_t;
@@ -156,6 +159,22 @@ static void pack_value(msgpack_packer *pk, const value_t *v)
                 msgpack_pack_str_with_body(pk, v->s, v->len);
             else
                 msgpack_pack_str_with_body(pk, "m", 1);
+        }
+        break;
+    case V_ARRAY_INITS:
+        msgpack_pack_array(pk, v->n);
+        for (uint32_t j = 0; j < v->n; j++) {
+            const char *action = v->log ? v->log : "delete";
+            msgpack_pack_map(pk, 3);
+            msgpack_pack_str_with_body(pk, "mid", 3);
+            msgpack_pack_int64(pk, v->i + j);
+            msgpack_pack_str_with_body(pk, "matched", 7);
+            if (v->s)
+                msgpack_pack_str_with_body(pk, v->s, v->len);
+            else
+                msgpack_pack_str_with_body(pk, "url", 3);
+            msgpack_pack_str_with_body(pk, "action", 6);
+            msgpack_pack_str_with_body(pk, action, strlen(action));
         }
         break;
     case V_MAP_EMPTY:
@@ -284,7 +303,7 @@ static void hb_field_INT(mapb_t *m, const hand_t *h, const char *name, const int
     }
 }
 
-__attribute__((unused)) static void hb_field_BOOL(mapb_t *m, const hand_t *h, const char *name, const bool *val)
+static void hb_field_BOOL(mapb_t *m, const hand_t *h, const char *name, const bool *val)
 {
     for (int t = hb_times(m, h, name, true); t > 0; t--) {
         mapb_key(m, name);
@@ -312,13 +331,14 @@ static void hb_field_STRV(mapb_t *m, const hand_t *h, const char *name, const re
 /* ---------------------------------------------------------------------------------------- */
 /* per-type functions generated from record.h's field lists                                  */
 
-enum { K_STR, K_INT, K_BOOL, K_STRV, K_ATTV, K_LINEV };
+enum { K_STR, K_INT, K_BOOL, K_STRV, K_ATTV, K_LINEV, K_INITV };
 #define FK_STR K_STR
 #define FK_INT K_INT
 #define FK_BOOL K_BOOL
 #define FK_STRV K_STRV
 #define FK_ATTV K_ATTV
 #define FK_LINEV K_LINEV
+#define FK_INITV K_INITV
 #define RQ_REQUIRED true
 #define RQ_OPTIONAL false
 
@@ -344,7 +364,7 @@ static void cmp_INT(const char *name, const int64_t *a, const int64_t *b)
         fail_msg("field %s: %lld != %lld", name, (long long)*a, (long long)*b);
 }
 
-__attribute__((unused)) static void cmp_BOOL(const char *name, const bool *a, const bool *b)
+static void cmp_BOOL(const char *name, const bool *a, const bool *b)
 {
     if (*a != *b)
         fail_msg("field %s: %d != %d", name, *a, *b);
@@ -388,8 +408,9 @@ static void cmp_STRV(const char *name, const record_strv_t *a, const record_strv
 
 DEFINE_TYPE_FUNCS(attachment, RECORD_ATTACHMENT_FIELDS)
 DEFINE_TYPE_FUNCS(line, RECORD_LINE_FIELDS)
+DEFINE_TYPE_FUNCS(initiated, RECORD_INITIATED_FIELDS)
 
-/* A sub-record type: the elements of an ATTV or LINEV field. */
+/* A sub-record type: the elements of an ATTV, LINEV or INITV field. */
 typedef struct {
     const char *name; /* "attachment": the owner its errors name */
     const record_desc_t *desc;
@@ -405,17 +426,35 @@ typedef struct {
 
 static const subinfo_t SUB_ATTACHMENT = SUB_INFO(attachment);
 static const subinfo_t SUB_LINE = SUB_INFO(line);
+static const subinfo_t SUB_INITIATED = SUB_INFO(initiated);
 
 /* sub_info - the sub-record type of an array field's elements, or NULL. */
 static const subinfo_t *sub_info(int kind)
 {
-    return kind == K_ATTV ? &SUB_ATTACHMENT : kind == K_LINEV ? &SUB_LINE : NULL;
+    switch (kind) {
+    case K_ATTV:
+        return &SUB_ATTACHMENT;
+    case K_LINEV:
+        return &SUB_LINE;
+    case K_INITV:
+        return &SUB_INITIATED;
+    }
+    return NULL;
 }
 
 /* sub_count, sub_elem - the number of elements of array field p (of that kind), element i. */
 static size_t sub_count(int kind, const void *p)
 {
-    return kind == K_ATTV ? ((const record_attv_t *)p)->n : ((const record_linev_t *)p)->n;
+    switch (kind) {
+    case K_ATTV:
+        return ((const record_attv_t *)p)->n;
+    case K_LINEV:
+        return ((const record_linev_t *)p)->n;
+    case K_INITV:
+        return ((const record_initv_t *)p)->n;
+    }
+    fail_msg("kind %d is not a sub-record array", kind);
+    return 0;
 }
 
 static void *sub_elem(int kind, void *p, size_t i)
@@ -423,7 +462,9 @@ static void *sub_elem(int kind, void *p, size_t i)
     assert_true(i < sub_count(kind, p));
     if (kind == K_ATTV)
         return &((record_attv_t *)p)->v[i];
-    return &((record_linev_t *)p)->v[i];
+    if (kind == K_LINEV)
+        return &((record_linev_t *)p)->v[i];
+    return &((record_initv_t *)p)->v[i];
 }
 
 /* hand_sub - write one sub-record (an element of a kind array) as a map to out. */
@@ -462,6 +503,18 @@ static void hb_field_LINEV(mapb_t *m, const hand_t *h, const char *name, const r
     }
 }
 
+static void hb_field_INITV(mapb_t *m, const hand_t *h, const char *name, const record_initv_t *val)
+{
+    for (int t = hb_times(m, h, name, true); t > 0; t--) {
+        mapb_key(m, name);
+        if (!hb_override(m, h, name)) {
+            msgpack_pack_array(&m->pk, val->n);
+            for (size_t i = 0; i < val->n; i++)
+                hand_sub(&m->body, K_INITV, &val->v[i], h);
+        }
+    }
+}
+
 static void cmp_ATTV(const char *name, const record_attv_t *a, const record_attv_t *b)
 {
     if (a->n != b->n)
@@ -478,11 +531,20 @@ static void cmp_LINEV(const char *name, const record_linev_t *a, const record_li
         cmp_line(&a->v[i], &b->v[i]);
 }
 
+static void cmp_INITV(const char *name, const record_initv_t *a, const record_initv_t *b)
+{
+    if (a->n != b->n)
+        fail_msg("field %s: %zu != %zu elements", name, a->n, b->n);
+    for (size_t i = 0; i < a->n; i++)
+        cmp_initiated(&a->v[i], &b->v[i]);
+}
+
 DEFINE_TYPE_FUNCS(delivery, RECORD_DELIVERY_FIELDS)
 DEFINE_TYPE_FUNCS(verdict, RECORD_VERDICT_FIELDS)
 DEFINE_TYPE_FUNCS(job, RECORD_JOB_FIELDS)
 DEFINE_TYPE_FUNCS(result, RECORD_RESULT_FIELDS)
 DEFINE_TYPE_FUNCS(event, RECORD_EVENT_FIELDS)
+DEFINE_TYPE_FUNCS(initiation, RECORD_INITIATION_FIELDS)
 
 /* ---------------------------------------------------------------------------------------- */
 /* sample records: every field set                                                           */
@@ -587,12 +649,48 @@ static void fill_event(void *p)
     record_linev_push(&r->lines, "tracking", 987654321, "Remediation \xE2\x80\x94 delete: \"timeout\"");
 }
 
+/* initv_push - append a message to an initiation (copies of the strings; email_id may be NULL).
+ * record.h has no push for these: the enricher fills its array in place. */
+static void initv_push(record_initv_t *msgs, int64_t mid, const char *matched, const char *email_id,
+                       const char *action)
+{
+    msgs->v = realloc(msgs->v, (msgs->n + 1) * sizeof(*msgs->v));
+    assert_non_null(msgs->v);
+    record_initiated_t *m = &msgs->v[msgs->n++];
+    m->mid = mid;
+    m->matched = matched ? sdup(matched) : NULL;
+    m->email_id = email_id ? sdup(email_id) : NULL;
+    m->action = action ? sdup(action) : NULL;
+}
+
+static void fill_initiation(void *p)
+{
+    record_initiation_t *r = p;
+    r->id = sdup("3d813cbb-47fb-32ba-91df-831e1593ac29");
+    r->time_ms = 1700000002345;
+    r->program = sdup("clawback-enricher");
+    r->batch = sdup("5c1f0e2a-7b3d-4e8f-9a6b-2d4c8e0f1a3b");
+    r->held = true; /* false is the zero value: the sample must set every field */
+    r->initiator = sdup("url_retrospection");
+    r->source = sdup("enricher");
+    r->feed = sdup("urlrep");
+    r->observable_type = sdup("url");
+    r->observable = sdup("https://evil.example/login?user=x&t=\"1\"");
+    r->disposition = sdup("malicious");
+    /* three messages, each matched another way, with another action; only the one matched by
+     * email id names it */
+    initv_push(&r->messages, 987654321, "url", NULL, "delete");
+    initv_push(&r->messages, 42, "email_id", "AAMkAGI2TG93DDD=", "forward");
+    initv_push(&r->messages, -7, "subject", NULL, "forward_delete");
+}
+
 typedef union {
     record_delivery_t delivery;
     record_verdict_t verdict;
     record_job_t job;
     record_result_t result;
     record_event_t event;
+    record_initiation_t initiation;
 } anyrec_t;
 
 typedef struct {
@@ -814,6 +912,8 @@ static bool field_is_empty(const finfo_t *f, const void *p)
         return ((const record_attv_t *)p)->n == 0;
     case K_LINEV:
         return ((const record_linev_t *)p)->n == 0;
+    case K_INITV:
+        return ((const record_initv_t *)p)->n == 0;
     }
     return false;
 }
@@ -834,6 +934,8 @@ static size_t field_size(int kind)
         return sizeof(record_attv_t);
     case K_LINEV:
         return sizeof(record_linev_t);
+    case K_INITV:
+        return sizeof(record_initv_t);
     }
     fail_msg("kind %d", kind);
     return 0;
@@ -857,10 +959,21 @@ static void test_desc_lookup(void **state)
     assert_int_equal(record_desc_version(&RECORD_DESC_result), 2);
     assert_int_equal(record_desc_version(&RECORD_DESC_event), 2);
     assert_int_equal(record_desc_version(&RECORD_DESC_delivery), 1);
+    assert_ptr_equal(record_desc_by_name("initiation"), &RECORD_DESC_initiation);
+    assert_string_equal(record_desc_name(&RECORD_DESC_initiation), "initiation");
+    assert_int_equal(record_desc_version(&RECORD_DESC_initiation), 1);
     /* the sub-records' descriptors, which the decoder names in its errors */
     assert_string_equal(record_desc_name(SUB_ATTACHMENT.desc), "attachment");
     assert_string_equal(record_desc_name(SUB_LINE.desc), "line");
     assert_int_equal(record_desc_version(SUB_LINE.desc), 1);
+    assert_ptr_equal(SUB_INITIATED.desc, &RECORD_DESC_initiated);
+    assert_string_equal(record_desc_name(&RECORD_DESC_initiated), "initiated");
+    assert_int_equal(record_desc_version(&RECORD_DESC_initiated), 1);
+    assert_null(record_desc_by_name("initiated"));
+    assert_null(record_desc_by_name("messages"));
+    assert_null(record_desc_by_name("Initiation"));
+    assert_null(record_desc_by_name("initiation "));
+    assert_null(record_desc_by_name("initiations"));
     assert_null(record_desc_by_name("attachment")); /* sub-records, not top-level types */
     assert_null(record_desc_by_name("line"));
     assert_null(record_desc_by_name("lines"));
@@ -981,7 +1094,8 @@ static void test_round_trip_minimal(void **state)
         for (size_t i = 0; i < ti->nfields; i++)
             if (!ti->fields[i].required && !field_is_empty(&ti->fields[i], ti->field_ptr(&back, ti->fields[i].name)))
                 fail_msg("%s.%s: absent optional field decoded non-empty", ti->name, ti->fields[i].name);
-        /* the optional keys are not on the wire */
+        /* the optional keys are not on the wire, except a BOOL's: record.c writes a BOOL
+         * always, false included (field_present), so the key is there with false */
         for (size_t i = 0; i < ti->nfields; i++) {
             const finfo_t *f = &ti->fields[i];
             if (f->required)
@@ -990,6 +1104,12 @@ static void test_round_trip_minimal(void **state)
             char key[64];
             key[0] = (char)(0xa0 | n); /* fixstr header + name */
             memcpy(key + 1, f->name, n);
+            if (f->kind == K_BOOL) {
+                key[n + 1] = (char)0xc2; /* false */
+                if (!memmem(b.data, b.size, key, n + 2))
+                    fail_msg("%s.%s: false not written", ti->name, f->name);
+                continue;
+            }
             assert_null(memmem(b.data, b.size, key, n + 1));
         }
         record_clear(ti->desc, &back);
@@ -1038,6 +1158,26 @@ static void test_round_trip_int_extremes(void **state)
         assert_true(back.lines.v[1].mid == ev.lines.v[1].mid);
         record_clear(&RECORD_DESC_event, &back);
         record_clear(&RECORD_DESC_event, &ev);
+        msgpack_sbuffer_destroy(&b);
+    }
+    /* and for an initiated message's mid (required: 0 is written too) */
+    for (size_t i = 0; i < sizeof(values) / sizeof(values[0]); i++) {
+        record_initiation_t in = {0}, back;
+        fill_initiation(&in);
+        in.messages.v[0].mid = values[i];
+        in.messages.v[2].mid = values[sizeof(values) / sizeof(values[0]) - 1 - i];
+        msgpack_sbuffer b;
+        msgpack_sbuffer_init(&b);
+        encode_ok(TI(initiation), &in, &b);
+        char err[256];
+        if (record_decode(&RECORD_DESC_initiation, b.data, b.size, &back, err, sizeof(err)) != 0)
+            fail_msg("initiated mid %lld: %s", (long long)values[i], err);
+        assert_int_equal(back.messages.n, 3);
+        assert_true(back.messages.v[0].mid == in.messages.v[0].mid);
+        assert_true(back.messages.v[1].mid == 42);
+        assert_true(back.messages.v[2].mid == in.messages.v[2].mid);
+        record_clear(&RECORD_DESC_initiation, &back);
+        record_clear(&RECORD_DESC_initiation, &in);
         msgpack_sbuffer_destroy(&b);
     }
 }
@@ -1123,6 +1263,8 @@ static const value_t WRONG_FOR_ATTV[] = {
     {.k = V_ARRAY_EMPTY_MAPS, .n = 1, .what = "array of empty maps (required fields missing)",
      .err = "required field missing"},
     {.k = V_ARRAY_LINES, .n = 1, .what = "array of lines", .err = "attachment.size: required field missing"},
+    {.k = V_ARRAY_INITS, .n = 1, .what = "array of initiated messages",
+     .err = "attachment.size: required field missing"},
 };
 static const value_t WRONG_FOR_LINEV[] = {
     {.k = V_STR, .s = "a", .len = 1, .what = "string"},
@@ -1136,6 +1278,7 @@ static const value_t WRONG_FOR_LINEV[] = {
     {.k = V_ARRAY_EMPTY_MAPS, .n = 1, .what = "array of empty maps (required fields missing)",
      .err = "required field missing"},
     {.k = V_ARRAY_ATTS, .n = 1, .what = "array of attachments", .err = "line.log: required field missing"},
+    {.k = V_ARRAY_INITS, .n = 1, .what = "array of initiated messages", .err = "line.log: required field missing"},
     {.k = V_ARRAY_LINES, .n = 2, .log = "explode", .what = "a line whose log is not allowed", .err = "line.log"},
     {.k = V_ARRAY_LINES, .n = 1, .log = "", .what = "a line whose log is empty", .err = "line.log"},
     {.k = V_ARRAY_LINES, .n = 1, .log = "Tracking", .what = "a line whose log is capitalised", .err = "line.log"},
@@ -1143,6 +1286,57 @@ static const value_t WRONG_FOR_LINEV[] = {
      .err = "line.message: 8193 bytes, more than 8192"},
     {.k = V_ARRAY_LINES, .n = 1, .s = "a\0b", .len = 3, .what = "a line message with a NUL",
      .err = "line.message: contains a NUL"},
+};
+
+static const value_t WRONG_FOR_BOOL[] = {
+    {.k = V_INT, .i = 0, .what = "int 0"},
+    {.k = V_INT, .i = 1, .what = "int 1"},
+    {.k = V_UINT, .u = 1, .what = "uint 1"},
+    {.k = V_INT, .i = -1, .what = "int -1"},
+    {.k = V_NIL, .what = "nil"},
+    {.k = V_STR, .s = "true", .len = 4, .what = "string \"true\""},
+    {.k = V_STR, .s = "false", .len = 5, .what = "string \"false\""},
+    {.k = V_STR, .s = "", .len = 0, .what = "empty string"},
+    {.k = V_FLOAT, .what = "float"},
+    {.k = V_BIN, .s = "\x01", .len = 1, .what = "bin"},
+    {.k = V_ARRAY_INTS, .n = 1, .i = 1, .what = "array"},
+    {.k = V_MAP_EMPTY, .what = "map"},
+    {.k = V_RAW, .s = "\x91\xc3", .len = 2, .what = "array [true]"},
+};
+/* one initiated message, all fields: mid 1, matched url, action delete */
+#define INIT_ELEM "\x83\xa3mid\x01\xa7matched\xa3url\xa6" "action\xa6" "delete"
+static const value_t WRONG_FOR_INITV[] = {
+    {.k = V_STR, .s = "a", .len = 1, .what = "string"},
+    {.k = V_INT, .i = 1, .what = "int"},
+    {.k = V_NIL, .what = "nil"},
+    {.k = V_TRUE, .what = "bool"},
+    {.k = V_FLOAT, .what = "float"},
+    {.k = V_MAP_EMPTY, .what = "map"},
+    {.k = V_RAW, .s = INIT_ELEM, .len = sizeof(INIT_ELEM) - 1, .what = "one message, not in an array"},
+    {.k = V_ARRAY_INTS, .n = 1, .i = 1, .what = "array of ints", .err = "initiated: not a map"},
+    {.k = V_ARRAY_STRS, .s = "a", .len = 1, .n = 1, .what = "array of strings", .err = "initiated: not a map"},
+    {.k = V_ARRAY_NILS, .n = 2, .what = "array of nil", .err = "initiated: not a map"},
+    {.k = V_ARRAY_EMPTY_MAPS, .n = 1, .what = "array of empty maps", .err = "initiated.mid: required field missing"},
+    {.k = V_ARRAY_ATTS, .n = 1, .what = "array of attachments", .err = "initiated.mid: required field missing"},
+    {.k = V_ARRAY_LINES, .n = 2, .what = "array of lines", .err = "initiated.mid: required field missing"},
+    {.k = V_RAW, .s = "\x92" INIT_ELEM "\xc0", .len = sizeof("\x92" INIT_ELEM "\xc0") - 1,
+     .what = "a message, then nil", .err = "initiated: not a map"},
+    {.k = V_RAW, .s = "\x92" INIT_ELEM "\x91" INIT_ELEM, .len = sizeof("\x92" INIT_ELEM "\x91" INIT_ELEM) - 1,
+     .what = "a message, then an array holding one", .err = "initiated: not a map"},
+    {.k = V_RAW, .s = "\x91\x81\x01\x02", .len = 4, .what = "a message with an integer key",
+     .err = "initiated: a key is not a string"},
+    {.k = V_ARRAY_INITS, .n = 2, .s = "domain", .len = 6, .what = "matched = domain (an observable type)",
+     .err = "initiated.matched: 'domain' is not one of url|email_id|subject"},
+    {.k = V_ARRAY_INITS, .n = 1, .s = "delete", .len = 6, .what = "matched = delete (an action)",
+     .err = "initiated.matched"},
+    {.k = V_ARRAY_INITS, .n = 1, .s = "email", .len = 5, .what = "matched = email", .err = "initiated.matched"},
+    {.k = V_ARRAY_INITS, .n = 1, .s = BIG, .len = 17, .what = "matched of 17 bytes",
+     .err = "initiated.matched: 17 bytes, more than 16"},
+    {.k = V_ARRAY_INITS, .n = 3, .log = "url", .what = "action = url (a match)", .err = "initiated.action"},
+    {.k = V_ARRAY_INITS, .n = 1, .log = "none", .what = "action = none (never initiated)",
+     .err = "initiated.action: 'none' is not one of delete|forward|forward_delete"},
+    {.k = V_ARRAY_INITS, .n = 1, .log = "Delete", .what = "action capitalised", .err = "initiated.action"},
+    {.k = V_ARRAY_INITS, .n = 1, .log = "delete ", .what = "action with a space", .err = "initiated.action"},
 };
 
 static void wrong_values(int kind, const value_t **vals, size_t *n)
@@ -1162,6 +1356,12 @@ static void wrong_values(int kind, const value_t **vals, size_t *n)
         return;
     case K_LINEV:
         *vals = WRONG_FOR_LINEV, *n = sizeof(WRONG_FOR_LINEV) / sizeof(WRONG_FOR_LINEV[0]);
+        return;
+    case K_BOOL:
+        *vals = WRONG_FOR_BOOL, *n = sizeof(WRONG_FOR_BOOL) / sizeof(WRONG_FOR_BOOL[0]);
+        return;
+    case K_INITV:
+        *vals = WRONG_FOR_INITV, *n = sizeof(WRONG_FOR_INITV) / sizeof(WRONG_FOR_INITV[0]);
         return;
     }
     *vals = NULL, *n = 0;
@@ -1458,8 +1658,20 @@ static void test_string_and_array_limits(void **state)
                     hand_t empty = {.ov_key = key, .ov = {.k = V_ARRAY_STRS, .n = 0}};
                     expect_accept(ti, &sample, &empty, &back, "empty array");
                     record_clear(ti->desc, &back);
-                } else if (f->kind == K_ATTV || f->kind == K_LINEV) {
-                    vkind_t elems = f->kind == K_ATTV ? V_ARRAY_ATTS : V_ARRAY_LINES;
+                } else if (f->kind == K_BOOL) {
+                    /* no limits: both values are accepted and kept */
+                    static const value_t bools[] = {{.k = V_TRUE}, {.k = V_RAW, .s = "\xc2", .len = 1}};
+                    for (size_t v = 0; v < 2; v++) {
+                        hand_t hb = {.ov_key = key, .ov = bools[v]};
+                        snprintf(what, sizeof(what), "%s = %s", sub_err, v == 0 ? "true" : "false");
+                        expect_accept(ti, &sample, &hb, &back, what);
+                        assert_int_equal(*(bool *)scope_ptr(ti, sc, &back, 0, f->name), v == 0);
+                        record_clear(ti->desc, &back);
+                    }
+                } else if (f->kind == K_ATTV || f->kind == K_LINEV || f->kind == K_INITV) {
+                    vkind_t elems = f->kind == K_ATTV    ? V_ARRAY_ATTS
+                                    : f->kind == K_LINEV ? V_ARRAY_LINES
+                                                         : V_ARRAY_INITS;
                     hand_t at = {.ov_key = key, .ov = {.k = elems, .n = (uint32_t)f->max}};
                     snprintf(what, sizeof(what), "%s with %zu elements", sub_err, f->max);
                     expect_accept(ti, &sample, &at, &back, what);
@@ -1709,6 +1921,17 @@ static void test_hostile_headers(void **state)
     hand_t hls = {.ov_key = "line.message", .ov = {.k = V_RAW, .s = "\xdb\xff\xff\xff\xff", .len = 5}};
     expect_reject(TI(event), &ev, &hls, "length exceeds the data", "line.message str32 0xFFFFFFFF");
     record_clear(&RECORD_DESC_event, &ev);
+
+    /* and inside an initiation: messages, one message, one message's matched */
+    record_initiation_t in = {0};
+    fill_initiation(&in);
+    hand_t hi = {.ov_key = "messages", .ov = {.k = V_RAW, .s = "\xdd\xff\xff\xff\xff", .len = 5}};
+    expect_reject(TI(initiation), &in, &hi, "count exceeds the data", "messages array32 0xFFFFFFFF");
+    hand_t him = {.ov_key = "messages", .ov = {.k = V_RAW, .s = "\x91\xdf\xff\xff\xff\xff", .len = 6}};
+    expect_reject(TI(initiation), &in, &him, "count exceeds the data", "a message map32 0xFFFFFFFF");
+    hand_t his = {.ov_key = "initiated.matched", .ov = {.k = V_RAW, .s = "\xdb\xff\xff\xff\xff", .len = 5}};
+    expect_reject(TI(initiation), &in, &his, "length exceeds the data", "initiated.matched str32 0xFFFFFFFF");
+    record_clear(&RECORD_DESC_initiation, &in);
 }
 
 typedef struct {
@@ -1852,6 +2075,73 @@ static void test_encode_refuses(void **state)
     cmp_event(&ev, &back);
     record_clear(&RECORD_DESC_event, &back);
     record_clear(&RECORD_DESC_event, &ev);
+
+    /* messages: a later message without its matched or action, or with a value another field
+     * allows, then the element-count limit */
+    b.size = 0;
+    record_initiation_t in = {0};
+    fill_initiation(&in);
+    static const struct {
+        size_t elem;
+        const char *field; /* "matched" or "action" */
+        const char *value; /* NULL: missing */
+        const char *errsub;
+    } bad[] = {
+        {2, "matched", NULL, "initiated.matched: required field missing"},
+        {1, "action", NULL, "initiated.action: required field missing"},
+        {2, "action", NULL, "initiated.action: required field missing"},
+        {1, "matched", "domain", "initiated.matched: 'domain' is not one of"},
+        {2, "action", "url", "initiated.action: 'url' is not one of"},
+        {2, "action", "none", "initiated.action: 'none' is not one of"},
+        {1, "matched", "email_id_subject_", "initiated.matched: 17 bytes, more than 16"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        record_initiated_t *m = &in.messages.v[bad[i].elem];
+        char **slot = strcmp(bad[i].field, "matched") == 0 ? &m->matched : &m->action;
+        char *keep = *slot;
+        char *value = bad[i].value ? sdup(bad[i].value) : NULL;
+        *slot = value;
+        msgpack_sbuffer_write(&b, "XY", 2);
+        assert_int_equal(record_encode(&RECORD_DESC_initiation, &in, &b, err, sizeof(err)), -1);
+        if (!strstr(err, bad[i].errsub))
+            fail_msg("message %zu %s: error '%s', expected '%s'", bad[i].elem, bad[i].field, err, bad[i].errsub);
+        assert_int_equal(b.size, 2); /* nothing appended */
+        b.size = 0;
+        free(value);
+        *slot = keep;
+    }
+    /* an email id over 64 bytes in the one message that has it */
+    char *keep_eid = in.messages.v[1].email_id;
+    in.messages.v[1].email_id = calloc(66, 1);
+    assert_non_null(in.messages.v[1].email_id);
+    memset(in.messages.v[1].email_id, 'e', 65);
+    assert_int_equal(record_encode(&RECORD_DESC_initiation, &in, &b, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "initiated.email_id: 65 bytes, more than 64"));
+    assert_int_equal(b.size, 0);
+    in.messages.v[1].email_id[64] = '\0'; /* exactly 64 is fine */
+    assert_int_equal(record_encode(&RECORD_DESC_initiation, &in, &b, err, sizeof(err)), 0);
+    b.size = 0;
+    free(in.messages.v[1].email_id);
+    in.messages.v[1].email_id = keep_eid;
+    /* 1001 messages are refused, 1000 are written and read back */
+    while (in.messages.n < 1001)
+        initv_push(&in.messages, (int64_t)in.messages.n * 1000, in.messages.n % 2 ? "subject" : "url", NULL,
+                   in.messages.n % 3 ? "forward" : "delete");
+    assert_int_equal(record_encode(&RECORD_DESC_initiation, &in, &b, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "initiation.messages: 1001 elements, more than 1000"));
+    assert_int_equal(b.size, 0);
+    record_clear(&RECORD_DESC_initiated, &in.messages.v[--in.messages.n]);
+    assert_int_equal(record_encode(&RECORD_DESC_initiation, &in, &b, err, sizeof(err)), 0); /* 1000 */
+    record_initiation_t inback;
+    assert_int_equal(record_decode(&RECORD_DESC_initiation, b.data, b.size, &inback, err, sizeof(err)), 0);
+    assert_int_equal(inback.messages.n, 1000);
+    assert_true(inback.messages.v[999].mid == 999000);
+    assert_string_equal(inback.messages.v[999].matched, "subject");
+    assert_string_equal(inback.messages.v[999].action, "delete");
+    assert_string_equal(inback.messages.v[1].email_id, "AAMkAGI2TG93DDD=");
+    cmp_initiation(&in, &inback);
+    record_clear(&RECORD_DESC_initiation, &inback);
+    record_clear(&RECORD_DESC_initiation, &in);
     msgpack_sbuffer_destroy(&b);
 }
 
@@ -2120,6 +2410,38 @@ static void test_encoded_version(void **state)
     assert_false(has_key(b.data, b.size, "lines")); /* an empty optional array is omitted */
     msgpack_sbuffer_destroy(&b);
     record_clear(&RECORD_DESC_event, &ev);
+
+    /* the initiation: "v" is 1; messages is required, so even an empty one is written, and
+     * held is written when false */
+    record_initiation_t in = {0};
+    fill_initiation(&in);
+    msgpack_sbuffer_init(&b);
+    encode_ok(TI(initiation), &in, &b);
+    assert_int_equal(encoded_version(b.data, b.size), 1);
+    assert_true(has_key(b.data, b.size, "messages"));
+    assert_true(has_key(b.data, b.size, "held"));
+    record_clear(&RECORD_DESC_initiation, &in);
+    fill_initiation(&in);
+    for (size_t i = 0; i < in.messages.n; i++)
+        record_clear(&RECORD_DESC_initiated, &in.messages.v[i]);
+    free(in.messages.v);
+    memset(&in.messages, 0, sizeof(in.messages));
+    in.held = false;
+    b.size = 0;
+    encode_ok(TI(initiation), &in, &b);
+    assert_int_equal(encoded_version(b.data, b.size), 1);
+    assert_true(has_key(b.data, b.size, "messages"));
+    assert_non_null(memmem(b.data, b.size, "\xa8messages\x90", 10)); /* an empty array */
+    assert_true(has_key(b.data, b.size, "held"));
+    record_initiation_t back;
+    char err[256];
+    assert_int_equal(record_decode(&RECORD_DESC_initiation, b.data, b.size, &back, err, sizeof(err)), 0);
+    assert_int_equal(back.messages.n, 0);
+    assert_false(back.held);
+    cmp_initiation(&in, &back);
+    record_clear(&RECORD_DESC_initiation, &back);
+    msgpack_sbuffer_destroy(&b);
+    record_clear(&RECORD_DESC_initiation, &in);
 }
 
 /* A version-1 event, as a v1 writer sent it (no "lines" key, "v": 1), still decodes: the
@@ -2230,6 +2552,368 @@ static void test_linev_push_and_clear(void **state)
     assert_true(all_zero(&line, sizeof(line)));
 }
 
+/* find_once - the one occurrence of pat in buf; fails the test unless there is exactly one. */
+static char *find_once(char *buf, size_t len, const char *pat, size_t plen)
+{
+    char *found = NULL;
+    size_t count = 0;
+    for (size_t off = 0; off + plen <= len; off++) {
+        if (memcmp(buf + off, pat, plen) == 0) {
+            found = buf + off;
+            count++;
+        }
+    }
+    if (count != 1)
+        fail_msg("pattern of %zu bytes found %zu times, expected once", plen, count);
+    return found;
+}
+
+/* An initiation written field by field by another writer: the keys in another order than
+ * record_encode's, the messages' keys shuffled and an unknown key among them. It decodes to
+ * the values written (held absent, false or true), and re-encoded it decodes to the same
+ * record. */
+static void test_initiation_hand_built(void **state)
+{
+    (void)state;
+    static const char *const strs[][2] = {
+        {"observable", "evil.example"},   {"disposition", "suspicious"},
+        {"program", "clawback"},          {"batch", "b-42"},
+        {"initiator", "admin@example.com"}, {"source", "cli"},
+        {"feed", "manual"},               {"observable_type", "domain"},
+        {"id", "7d444840-9dc0-11d1-b245-5ffdce74fad2"},
+    };
+    const size_t nstrs = sizeof(strs) / sizeof(strs[0]);
+    for (int held = -1; held <= 1; held++) { /* -1: no "held" key */
+        msgpack_sbuffer b;
+        msgpack_sbuffer_init(&b);
+        msgpack_packer pk;
+        msgpack_packer_init(&pk, &b, msgpack_sbuffer_write);
+        msgpack_pack_map(&pk, (uint32_t)(4 + nstrs + (held >= 0))); /* messages, v, type, time_ms */
+        msgpack_pack_str_with_body(&pk, "messages", 8);
+        msgpack_pack_array(&pk, 3);
+        msgpack_pack_map(&pk, 3);
+        msgpack_pack_str_with_body(&pk, "action", 6);
+        msgpack_pack_str_with_body(&pk, "forward_delete", 14);
+        msgpack_pack_str_with_body(&pk, "mid", 3);
+        msgpack_pack_int64(&pk, 1);
+        msgpack_pack_str_with_body(&pk, "matched", 7);
+        msgpack_pack_str_with_body(&pk, "subject", 7);
+        msgpack_pack_map(&pk, 5);
+        msgpack_pack_str_with_body(&pk, "email_id", 8);
+        msgpack_pack_str_with_body(&pk, "E-1", 3);
+        msgpack_pack_str_with_body(&pk, "matched", 7);
+        msgpack_pack_str_with_body(&pk, "email_id", 8);
+        msgpack_pack_str_with_body(&pk, "future", 6); /* a later version's key */
+        msgpack_pack_array(&pk, 2);
+        msgpack_pack_int(&pk, 1);
+        msgpack_pack_nil(&pk);
+        msgpack_pack_str_with_body(&pk, "mid", 3);
+        msgpack_pack_int64(&pk, INT64_MAX);
+        msgpack_pack_str_with_body(&pk, "action", 6);
+        msgpack_pack_str_with_body(&pk, "delete", 6);
+        msgpack_pack_map(&pk, 3);
+        msgpack_pack_str_with_body(&pk, "matched", 7);
+        msgpack_pack_str_with_body(&pk, "url", 3);
+        msgpack_pack_str_with_body(&pk, "action", 6);
+        msgpack_pack_str_with_body(&pk, "forward", 7);
+        msgpack_pack_str_with_body(&pk, "mid", 3);
+        msgpack_pack_int64(&pk, -1);
+        msgpack_pack_str_with_body(&pk, "v", 1);
+        msgpack_pack_int(&pk, 1);
+        for (size_t i = 0; i < nstrs; i++) {
+            msgpack_pack_str_with_body(&pk, strs[i][0], strlen(strs[i][0]));
+            msgpack_pack_str_with_body(&pk, strs[i][1], strlen(strs[i][1]));
+        }
+        if (held >= 0) {
+            msgpack_pack_str_with_body(&pk, "held", 4);
+            if (held)
+                msgpack_pack_true(&pk);
+            else
+                msgpack_pack_false(&pk);
+        }
+        msgpack_pack_str_with_body(&pk, "type", 4);
+        msgpack_pack_str_with_body(&pk, "initiation", 10);
+        msgpack_pack_str_with_body(&pk, "time_ms", 7);
+        msgpack_pack_int64(&pk, 1700000003000);
+
+        anyrec_t back;
+        char err[256];
+        if (decode_copy(TI(initiation), b.data, b.size, &back, err, sizeof(err)) != 0)
+            fail_msg("hand-built initiation (held %d) rejected: %s", held, err);
+        const record_initiation_t *in = &back.initiation;
+        assert_string_equal(in->id, "7d444840-9dc0-11d1-b245-5ffdce74fad2");
+        assert_true(in->time_ms == 1700000003000);
+        assert_string_equal(in->program, "clawback");
+        assert_string_equal(in->batch, "b-42");
+        assert_int_equal(in->held, held == 1);
+        assert_string_equal(in->initiator, "admin@example.com");
+        assert_string_equal(in->source, "cli");
+        assert_string_equal(in->feed, "manual");
+        assert_string_equal(in->observable_type, "domain");
+        assert_string_equal(in->observable, "evil.example");
+        assert_string_equal(in->disposition, "suspicious");
+        assert_int_equal(in->messages.n, 3);
+        const record_initiated_t *m = in->messages.v;
+        assert_true(m[0].mid == 1);
+        assert_string_equal(m[0].matched, "subject");
+        assert_null(m[0].email_id);
+        assert_string_equal(m[0].action, "forward_delete");
+        assert_true(m[1].mid == INT64_MAX);
+        assert_string_equal(m[1].matched, "email_id");
+        assert_string_equal(m[1].email_id, "E-1");
+        assert_string_equal(m[1].action, "delete");
+        assert_true(m[2].mid == -1);
+        assert_string_equal(m[2].matched, "url");
+        assert_null(m[2].email_id);
+        assert_string_equal(m[2].action, "forward");
+
+        msgpack_sbuffer b2;
+        msgpack_sbuffer_init(&b2);
+        encode_ok(TI(initiation), in, &b2);
+        assert_int_equal(encoded_version(b2.data, b2.size), 1);
+        assert_false(has_key(b2.data, b2.size, "future"));
+        find_once(b2.data, b2.size, held == 1 ? "\xa4held\xc3" : "\xa4held\xc2", 6);
+        anyrec_t again;
+        if (decode_copy(TI(initiation), b2.data, b2.size, &again, err, sizeof(err)) != 0)
+            fail_msg("re-encoded initiation rejected: %s", err);
+        cmp_initiation(&back, &again);
+        record_clear(&RECORD_DESC_initiation, &again);
+        record_clear(&RECORD_DESC_initiation, &back);
+        msgpack_sbuffer_destroy(&b2);
+        msgpack_sbuffer_destroy(&b);
+    }
+}
+
+/* Every pairing of a match and an action, one message each (an email id only where the
+ * message matched by it), survives both writers, in order. */
+static void test_initiation_matched_and_actions(void **state)
+{
+    (void)state;
+    static const char *const matched[] = {"url", "email_id", "subject"};
+    static const char *const actions[] = {"delete", "forward", "forward_delete"};
+    record_initiation_t in = {0};
+    fill_initiation(&in);
+    in.held = false;
+    record_clear(&RECORD_DESC_initiated, &in.messages.v[0]);
+    record_clear(&RECORD_DESC_initiated, &in.messages.v[1]);
+    record_clear(&RECORD_DESC_initiated, &in.messages.v[2]);
+    in.messages.n = 0;
+    for (size_t i = 0; i < 3; i++)
+        for (size_t a = 0; a < 3; a++) {
+            char eid[32];
+            snprintf(eid, sizeof(eid), "AAMk%zu%zu=", i, a);
+            initv_push(&in.messages, (int64_t)(i * 3 + a) * 1000003, matched[i], i == 1 ? eid : NULL, actions[a]);
+        }
+    msgpack_sbuffer b;
+    msgpack_sbuffer_init(&b);
+    encode_ok(TI(initiation), &in, &b);
+    anyrec_t back;
+    char err[256];
+    if (decode_copy(TI(initiation), b.data, b.size, &back, err, sizeof(err)) != 0)
+        fail_msg("nine messages: %s", err);
+    cmp_initiation(&in, &back);
+    assert_int_equal(back.initiation.messages.n, 9);
+    for (size_t k = 0; k < 9; k++) {
+        const record_initiated_t *m = &back.initiation.messages.v[k];
+        assert_true(m->mid == (int64_t)k * 1000003);
+        assert_string_equal(m->matched, matched[k / 3]);
+        assert_string_equal(m->action, actions[k % 3]);
+        if (k / 3 == 1)
+            assert_non_null(m->email_id);
+        else
+            assert_null(m->email_id);
+    }
+    record_clear(&RECORD_DESC_initiation, &back);
+    hand_t h = {.extra = true};
+    expect_accept(TI(initiation), &in, &h, &back, "nine messages, hand-built with unknown keys");
+    cmp_initiation(&in, &back);
+    record_clear(&RECORD_DESC_initiation, &back);
+    msgpack_sbuffer_destroy(&b);
+    record_clear(&RECORD_DESC_initiation, &in);
+}
+
+/* held, the one BOOL field: written as a msgpack boolean, false included (an optional BOOL is
+ * not omitted); read back as written; absent it reads false; a value of any other msgpack type,
+ * or the key twice, is refused naming initiation.held. */
+static void test_initiation_held(void **state)
+{
+    (void)state;
+    const type_info_t *ti = TI(initiation);
+    record_initiation_t in = {0};
+    fill_initiation(&in);
+    msgpack_sbuffer b;
+    msgpack_sbuffer_init(&b);
+    anyrec_t back;
+    char err[256];
+    for (int held = 1; held >= 0; held--) {
+        in.held = held;
+        b.size = 0;
+        encode_ok(ti, &in, &b);
+        char *p = find_once(b.data, b.size, held ? "\xa4held\xc3" : "\xa4held\xc2", 6);
+        assert_int_equal(decode_copy(ti, b.data, b.size, &back, err, sizeof(err)), 0);
+        assert_int_equal(back.initiation.held, held);
+        cmp_initiation(&in, &back);
+        record_clear(ti->desc, &back);
+        /* the value byte replaced by one of another msgpack type: int 0 and 1, nil, an empty
+         * string, float's and bin's first bytes are not booleans either */
+        static const unsigned char others[] = {0x00, 0x01, 0xc0, 0xa0, 0x90, 0x80, 0xff};
+        for (size_t i = 0; i < sizeof(others); i++) {
+            p[5] = (char)others[i];
+            char what[64];
+            snprintf(what, sizeof(what), "held as 0x%02x", others[i]);
+            expect_reject_bytes(ti, b.data, b.size, "initiation.held: expected boolean", what);
+        }
+        p[5] = (char)(held ? 0xc3 : 0xc2);
+        /* without the key: false */
+        hand_t skip = {.skip = "held"};
+        expect_accept(ti, &in, &skip, &back, "held absent");
+        assert_false(back.initiation.held);
+        record_clear(ti->desc, &back);
+        /* twice, even with the same value */
+        hand_t dup = {.dup = "held"};
+        expect_reject(ti, &in, &dup, "initiation.held: key present twice", "held twice");
+    }
+    /* true over a record that says false */
+    hand_t t = {.ov_key = "held", .ov = {.k = V_TRUE}};
+    expect_accept(ti, &in, &t, &back, "held true");
+    assert_true(back.initiation.held);
+    record_clear(ti->desc, &back);
+    /* absent among unknown keys, still false */
+    hand_t extra = {.skip = "held", .extra = true};
+    expect_accept(ti, &in, &extra, &back, "held absent, unknown keys");
+    assert_false(back.initiation.held);
+    record_clear(ti->desc, &back);
+    /* the key's case matters: "Held": true is an unknown key, so held stays false */
+    in.held = true;
+    b.size = 0;
+    encode_ok(ti, &in, &b);
+    char *p = find_once(b.data, b.size, "\xa4held\xc3", 6);
+    p[1] = 'H';
+    assert_int_equal(decode_copy(ti, b.data, b.size, &back, err, sizeof(err)), 0);
+    assert_false(back.initiation.held);
+    record_clear(ti->desc, &back);
+    msgpack_sbuffer_destroy(&b);
+    record_clear(ti->desc, &in);
+}
+
+/* A required field missing in one message only, the others having it, is refused naming the
+ * sub-record's field; the optional email_id missing from the one message that had it is not. */
+static void test_initiated_missing_in_one(void **state)
+{
+    (void)state;
+    const type_info_t *ti = TI(initiation);
+    static const struct {
+        size_t elem;
+        const char *field;
+    } drops[] = {{0, "matched"}, {1, "matched"}, {2, "matched"}, {0, "action"}, {1, "action"}, {2, "action"}};
+    for (size_t i = 0; i < sizeof(drops) / sizeof(drops[0]); i++) {
+        record_initiation_t in = {0};
+        fill_initiation(&in);
+        record_initiated_t *m = &in.messages.v[drops[i].elem];
+        char **slot = strcmp(drops[i].field, "matched") == 0 ? &m->matched : &m->action;
+        free(*slot);
+        *slot = NULL; /* the hand builder leaves a NULL string out */
+        char errsub[64], what[64];
+        snprintf(errsub, sizeof(errsub), "initiated.%s: required field missing", drops[i].field);
+        snprintf(what, sizeof(what), "message %zu without %s", drops[i].elem, drops[i].field);
+        hand_t h = {0};
+        expect_reject(ti, &in, &h, errsub, what);
+        record_clear(ti->desc, &in);
+    }
+
+    /* mid (an INT, always written) is taken out of one message by renaming its key */
+    record_initiation_t in = {0};
+    fill_initiation(&in);
+    msgpack_sbuffer b;
+    msgpack_sbuffer_init(&b);
+    hand_t h = {0};
+    hand_build(ti, &in, &h, &b);
+    static const char *const mids[] = {"\xa3mid\x2a", "\xa3mid\xf9"}; /* 42 (second), -7 (third) */
+    for (size_t i = 0; i < 2; i++) {
+        char *p = find_once(b.data, b.size, mids[i], 5);
+        p[3] = 'e';
+        expect_reject_bytes(ti, b.data, b.size, "initiated.mid: required field missing", "a message without mid");
+        p[3] = 'd';
+    }
+    anyrec_t back;
+    char err[256];
+    assert_int_equal(decode_copy(ti, b.data, b.size, &back, err, sizeof(err)), 0); /* restored */
+    cmp_initiation(&in, &back);
+    record_clear(ti->desc, &back);
+    msgpack_sbuffer_destroy(&b);
+
+    /* the second message's email_id left out: accepted, no message has one */
+    free(in.messages.v[1].email_id);
+    in.messages.v[1].email_id = NULL;
+    expect_accept(ti, &in, &h, &back, "no email_id");
+    for (size_t e = 0; e < 3; e++)
+        assert_null(back.initiation.messages.v[e].email_id);
+    cmp_initiation(&in, &back);
+    record_clear(ti->desc, &back);
+    record_clear(ti->desc, &in);
+}
+
+/* A message failing after earlier messages decoded, and after some of its own fields did,
+ * frees all of it (ASan's leak check sees any leak) and leaves the record zeroed; so does a
+ * record failing after all its messages decoded. */
+static void test_initiated_failure_frees(void **state)
+{
+    (void)state;
+    const type_info_t *ti = TI(initiation);
+    record_initiation_t in = {0};
+    fill_initiation(&in);
+    msgpack_sbuffer b;
+    msgpack_sbuffer_init(&b);
+    hand_t h = {0};
+    hand_build(ti, &in, &h, &b);
+    /* the second message is mid 42, matched, email_id, then action "forward" */
+    char *act = find_once(b.data, b.size, "\xa6" "action\xa7" "forward", 15);
+    char *eid = find_once(b.data, b.size, "AAMkAGI2TG93DDD=", 16);
+    char *mid = find_once(b.data, b.size, "\xa3mid\x2a", 5);
+    char *act3 = find_once(b.data, b.size, "\xae" "forward_delete", 15);
+    char *url = find_once(b.data, b.size, "\xa3url\xa6", 5);
+    assert_true(url < mid && mid < eid && eid < act && act < act3);
+    struct {
+        char *at;
+        char to;
+        const char *errsub;
+        const char *what;
+    } cases[] = {
+        {act + 6, 'o', "initiated.action: required field missing", "second message: action key misspelt"},
+        {act + 14, 'X', "initiated.action: 'forwarX' is not one of", "second message: action not allowed"},
+        {eid + 4, '\0', "initiated.email_id: contains a NUL", "second message: email_id with a NUL"},
+        {mid + 3, 'e', "initiated.mid: required field missing", "second message: no mid, the rest decoded"},
+        {act3 + 14, 'f', "initiated.action: 'forward_deletf' is not one of", "third message: action not allowed"},
+        {url + 3, 'k', "initiated.matched: 'urk' is not one of", "first message: matched not allowed"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char keep = *cases[i].at;
+        *cases[i].at = cases[i].to;
+        expect_reject_bytes(ti, b.data, b.size, cases[i].errsub, cases[i].what);
+        *cases[i].at = keep;
+    }
+    anyrec_t back;
+    char err[256];
+    assert_int_equal(decode_copy(ti, b.data, b.size, &back, err, sizeof(err)), 0); /* restored */
+    cmp_initiation(&in, &back);
+    record_clear(ti->desc, &back);
+    msgpack_sbuffer_destroy(&b);
+
+    /* the record fails after every message decoded: its header comes last and is wrong */
+    hand_t late[] = {
+        {.header_last = true, .type = "verdict"},
+        {.header_last = true, .v = {.k = V_INT, .i = 0}},
+        {.header_last = true, .omit_v = true},
+        {.header_last = true, .int_key = true},
+    };
+    for (size_t i = 0; i < sizeof(late) / sizeof(late[0]); i++)
+        expect_reject(ti, &in, &late[i], NULL, "a bad header after the messages");
+    /* or its messages come twice: the second copy fails after the first decoded */
+    hand_t dup = {.dup = "messages"};
+    expect_reject(ti, &in, &dup, "initiation.messages: key present twice", "messages twice");
+    record_clear(ti->desc, &in);
+}
+
 int main(void)
 {
     memset(BIG, 'a', sizeof(BIG));
@@ -2260,6 +2944,11 @@ int main(void)
         cmocka_unit_test(test_encoded_version),
         cmocka_unit_test(test_event_version_1),
         cmocka_unit_test(test_linev_push_and_clear),
+        cmocka_unit_test(test_initiation_hand_built),
+        cmocka_unit_test(test_initiation_matched_and_actions),
+        cmocka_unit_test(test_initiation_held),
+        cmocka_unit_test(test_initiated_missing_in_one),
+        cmocka_unit_test(test_initiated_failure_frees),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
