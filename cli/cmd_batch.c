@@ -44,6 +44,7 @@ typedef struct {
     int64_t mid;
     char *rcpt;
     char *state;
+    bool implied; /* from a list of jobs as created, not a state written for this job */
 } batch_job_t;
 
 static const batch_field_t *batch_field(const char *name)
@@ -237,10 +238,58 @@ static int batch_job_cmp(const void *a, const void *b)
     return strcmp(x->rcpt, y->rcpt);
 }
 
+/* batch_job_order - batch_job_cmp, then a job's own state before its implied one. */
+static int batch_job_order(const void *a, const void *b)
+{
+    int c = batch_job_cmp(a, b);
+    return c ? c : (int)((const batch_job_t *)a)->implied - (int)((const batch_job_t *)b)->implied;
+}
+
+/* batch_job_push - append a job (strings copied); false when the list is full. */
+static bool batch_job_push(batch_job_t **jobs, size_t *n, size_t *cap, int64_t mid, const char *rcpt, size_t len,
+                           const char *state, bool implied)
+{
+    if (*n == BATCH_JOBS_MAX)
+        return false;
+    if (*n == *cap) {
+        *cap = *cap ? 2 * *cap : 1024;
+        *jobs = util_xrealloc(*jobs, *cap * sizeof(**jobs));
+    }
+    (*jobs)[(*n)++] =
+        (batch_job_t){.mid = mid, .rcpt = util_xstrndup(rcpt, len), .state = util_xstrdup(state), .implied = implied};
+    return true;
+}
+
+/* batch_job_list - the jobs of a list field ("@...": "<mid> <recipient>" lines, as the enricher
+ * created them), with state implied; false when the list is full. Malformed lines counted. */
+static bool batch_job_list(batch_job_t **jobs, size_t *n, size_t *cap, const char *list, const char *implied,
+                           size_t *malformed)
+{
+    for (const char *line = list; *line;) {
+        const char *end = strchr(line, '\n');
+        size_t len = end ? (size_t)(end - line) : strlen(line);
+        char buf[400];
+        int64_t mid;
+        const char *rcpt;
+        if (len && len < sizeof(buf)) {
+            memcpy(buf, line, len);
+            buf[len] = '\0';
+            if (!batch_job_parse(buf, &mid, &rcpt))
+                (*malformed)++;
+            else if (!batch_job_push(jobs, n, cap, mid, rcpt, strlen(rcpt), implied, true))
+                return false;
+        } else if (len) {
+            (*malformed)++;
+        }
+        line += len + (end ? 1 : 0);
+    }
+    return true;
+}
+
 /* batch_scan_jobs - every job of the hash key, sorted by MID then recipient, each once (HSCAN
- * may return a field twice). *jobs allocated (caller frees it and its strings). 0, or -1
- * after printing why. */
-static int batch_scan_jobs(redis_conn_t *redis, const char *key, batch_job_t **jobs, size_t *n)
+ * may return a field twice; a job's own state wins over the one its list implies, implied).
+ * *jobs allocated (caller frees it and its strings). 0, or -1 after printing why. */
+static int batch_scan_jobs(redis_conn_t *redis, const char *key, const char *implied, batch_job_t **jobs, size_t *n)
 {
     size_t cap = 0, malformed = 0;
     bool truncated = false;
@@ -261,23 +310,18 @@ static int batch_scan_jobs(redis_conn_t *redis, const char *key, batch_job_t **j
         }
         util_strlcpy(cursor, r->element[0]->str, sizeof(cursor));
         const redisReply *page = r->element[1];
-        for (size_t i = 0; i + 1 < page->elements; i += 2) {
+        for (size_t i = 0; i + 1 < page->elements && !truncated; i += 2) {
             const redisReply *f = page->element[i], *v = page->element[i + 1];
             int64_t mid;
             const char *rcpt;
-            if (f->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING || !batch_job_parse(f->str, &mid, &rcpt)) {
+            if (f->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING)
                 malformed++;
-                continue;
-            }
-            if (*n == BATCH_JOBS_MAX) {
-                truncated = true;
-                break;
-            }
-            if (*n == cap) {
-                cap = cap ? 2 * cap : 1024;
-                *jobs = util_xrealloc(*jobs, cap * sizeof(**jobs));
-            }
-            (*jobs)[(*n)++] = (batch_job_t){.mid = mid, .rcpt = util_xstrdup(rcpt), .state = util_xstrdup(v->str)};
+            else if (f->str[0] == BATCH_JOB_LIST_PREFIX)
+                truncated = !batch_job_list(jobs, n, &cap, v->str, implied, &malformed);
+            else if (!batch_job_parse(f->str, &mid, &rcpt))
+                malformed++;
+            else
+                truncated = !batch_job_push(jobs, n, &cap, mid, rcpt, strlen(rcpt), v->str, false);
         }
         freeReplyObject(r);
     } while (!truncated && strcmp(cursor, "0") != 0);
@@ -286,7 +330,7 @@ static int batch_scan_jobs(redis_conn_t *redis, const char *key, batch_job_t **j
     if (truncated)
         fprintf(stderr, "clawback batch: %s: more than %d jobs, the rest not shown\n", key, BATCH_JOBS_MAX);
     if (*n)
-        qsort(*jobs, *n, sizeof(**jobs), batch_job_cmp);
+        qsort(*jobs, *n, sizeof(**jobs), batch_job_order);
     size_t w = 0;
     for (size_t i = 0; i < *n; i++) {
         if (w && batch_job_cmp(&(*jobs)[w - 1], &(*jobs)[i]) == 0) {
@@ -320,7 +364,9 @@ static int batch_show(redis_conn_t *redis, const char *uuid, bool json, strbuf_t
     }
     batch_job_t *jobs;
     size_t n;
-    if (batch_scan_jobs(redis, jobs_key, &jobs, &n) != 0) {
+    const char *state = batch_hash_get(h, "state");
+    const char *implied = state && !strcmp(state, BATCH_AWAITING_APPROVAL) ? BATCH_JOB_HELD : BATCH_JOB_INITIATED;
+    if (batch_scan_jobs(redis, jobs_key, implied, &jobs, &n) != 0) {
         freeReplyObject(h);
         return CLI_FAILURE;
     }

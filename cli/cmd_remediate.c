@@ -401,6 +401,8 @@ static int decide(cli_env_t *e, const char *uuid, const char *by, bool approve)
             if (approve) {
                 free(job.initiator);
                 job.initiator = util_xstrdup(by); /* the operator who let it go */
+                if (!job.source)
+                    job.source = util_xstrdup(batch_job_source(&job));
                 if (bus_commit_add_record(c, "jobs", &RECORD_DESC_job, &job, err, sizeof(err)) != 0) {
                     fprintf(stderr, "clawback %s: %s\n", e->name, err);
                     rc = CLI_FAILURE;
@@ -410,7 +412,7 @@ static int decide(cli_env_t *e, const char *uuid, const char *by, bool approve)
                 last_mid = job.mid;
                 strbuf_reset(&line);
                 if (approve)
-                    batch_line_initiated(&line, job.mid, job.action, by, job.source ? job.source : "", uuid);
+                    batch_line_initiated(&line, job.mid, job.action, by, batch_job_source(&job), uuid);
                 else
                     strbuf_appendf(&line, "Message %" PRId64 " was not remediated: batch '%s' was rejected by '%s'.",
                                    job.mid, uuid, by);

@@ -197,14 +197,12 @@ void batch_commit_copy(bus_commit_t *c, const char *uuid, int64_t mid, const cha
 }
 
 void batch_commit_claim(bus_commit_t *c, const char *uuid, int64_t mid, const char *rcpt, const char *job_state,
-                        bool write_state, int64_t ttl_ms)
+                        bool write_state, int64_t ttl_ms, strbuf_t *list)
 {
-    char msgkey[48], jkey[96];
+    char msgkey[48];
     batch_copies_key(msgkey, sizeof(msgkey), mid);
-    batch_key(jkey, sizeof(jkey), uuid, "jobs");
-    char claim_field[BATCH_FIELD_MAX], job_field[BATCH_FIELD_MAX];
+    char claim_field[BATCH_FIELD_MAX];
     batch_field_into(claim_field, mid, " job:", rcpt);
-    batch_field_into(job_field, mid, " ", rcpt);
     bus_commit_guard_field(c, msgkey, claim_field, uuid);
     bus_commit_hset(c, msgkey, claim_field, uuid);
     if (write_state) {
@@ -212,8 +210,20 @@ void batch_commit_claim(bus_commit_t *c, const char *uuid, int64_t mid, const ch
         batch_field_into(state_field, mid, " state:", rcpt);
         bus_commit_hset(c, msgkey, state_field, job_state);
     }
-    bus_commit_hset(c, jkey, job_field, job_state);
     bus_commit_pexpire(c, msgkey, ttl_ms);
+    strbuf_append_int(list, mid);
+    const char *parts[] = {" ", rcpt, "\n"};
+    strbuf_appendv(list, parts, 3);
+}
+
+void batch_commit_job_list(bus_commit_t *c, const char *uuid, const char *id, const strbuf_t *list, int64_t ttl_ms)
+{
+    if (!list->len)
+        return;
+    char jkey[96], field[RECORD_MAX_ID + 2];
+    batch_key(jkey, sizeof(jkey), uuid, "jobs");
+    snprintf(field, sizeof(field), "%c%s", BATCH_JOB_LIST_PREFIX, id);
+    bus_commit_hset(c, jkey, field, list->data);
     bus_commit_pexpire(c, jkey, ttl_ms);
 }
 
@@ -319,6 +329,20 @@ void batch_line_initiated(strbuf_t *out, int64_t mid, const char *action, const 
     const char *rest[] = {" was initiated for '", batch_action_label(action), "' remedial action by '", initiator,
                           "' from source '", source, "' in batch '", uuid, "'."};
     strbuf_appendv(out, rest, sizeof(rest) / sizeof(rest[0]));
+}
+
+const char *batch_job_initiator(const record_job_t *job)
+{
+    if (job->initiator)
+        return job->initiator;
+    return job->reason && !strcmp(job->reason, "url_retrospection") ? BATCH_RETRO_INITIATOR : "";
+}
+
+const char *batch_job_source(const record_job_t *job)
+{
+    if (job->source)
+        return job->source;
+    return job->reason && !strcmp(job->reason, "url_retrospection") ? BATCH_RETRO_SOURCE : "";
 }
 
 void batch_line_matched(strbuf_t *out, const record_initiation_t *in, const record_initiated_t *m)

@@ -10,7 +10,10 @@
  *   cb:batch:<uuid>        hash   the batch: state, created_ms, reason, source, initiator,
  *                                 action, verdict/feed/observable (verdict batches), messages,
  *                                 jobs, counters remediated/not_found/failed, approved_by, ...
- *   cb:batch:<uuid>:jobs   hash   "<mid> <recipient>" -> job state (BATCH_JOB_*)
+ *   cb:batch:<uuid>:jobs   hash   "<mid> <recipient>" -> job state (BATCH_JOB_*), and, from
+ *                                 the enricher, "@<id>" -> the jobs one commit created, a
+ *                                 "<mid> <recipient>" line each (state initiated, or held
+ *                                 while the batch awaits approval, until a state is written)
  *   cb:batch:<uuid>:held   list   encoded job records of a batch waiting for approval
  *   cb:batches             zset   batch uuid, score = creation time (listing, trimmed)
  *   cb:copies:<mid / 1024> hash   the copies of 1024 consecutive messages (a fan-out to
@@ -56,6 +59,7 @@
 /* batch_key - cb:batch:<uuid>; suffix NULL, or "jobs" / "held" for the batch's other keys. */
 void batch_key(char *out, size_t size, const char *uuid, const char *suffix);
 #define BATCH_COPIES_SHARD 1024 /* messages per cb:copies key */
+#define BATCH_JOB_LIST_PREFIX '@' /* a cb:batch:<uuid>:jobs field listing jobs */
 
 /* batch_copies_key - cb:copies:<mid / 1024>; batch_track_key - cb:trk:<mid>. */
 void batch_copies_key(char *out, size_t size, int64_t mid);
@@ -94,11 +98,15 @@ void batch_commit_copy(bus_commit_t *c, const char *uuid, int64_t mid, const cha
                        batch_claim_t claim, int64_t ttl_ms);
 
 /* batch_commit_claim - in commit c: batch uuid's claim on the copy (mid, rcpt), guarded (the
- * commit is fenced when another batch holds it), and the job in the batch's job list with
- * job_state. The claim alone says the job is initiated; the copy's state is written only with
- * write_state (a state left by an earlier batch, or a held job). Keys live ttl_ms from now. */
+ * commit is fenced when another batch holds it); the claim alone says the job is initiated.
+ * The copy's state is written only with write_state (job_state: a state left by an earlier
+ * batch, or a held job). The job is appended to list ("<mid> <recipient>" lines), which the
+ * caller writes with batch_commit_job_list. Keys live ttl_ms from now. */
 void batch_commit_claim(bus_commit_t *c, const char *uuid, int64_t mid, const char *rcpt, const char *job_state,
-                        bool write_state, int64_t ttl_ms);
+                        bool write_state, int64_t ttl_ms, strbuf_t *list);
+/* batch_commit_job_list - in commit c: list (batch_commit_claim's lines) as the field "@<id>"
+ * of batch uuid's jobs (id unique to the commit). */
+void batch_commit_job_list(bus_commit_t *c, const char *uuid, const char *id, const strbuf_t *list, int64_t ttl_ms);
 
 /* batch_uuid_from - a UUID (version 8, RFC 9562) derived from seed by SHA-256: the same seed
  * (a verdict's record id) always names the same batch. */
@@ -108,6 +116,11 @@ bool batch_uuid_valid(const char *s);
 /* batch_job_id - the record id of the job of (batch, mid, recipient): "j:<uuid>:<mid>:<16 hex of
  * SHA-256(recipient)>", at most RECORD_MAX_ID bytes. */
 void batch_job_id(const char *uuid, int64_t mid, const char *rcpt, char out[RECORD_MAX_ID + 1]);
+
+/* batch_job_initiator, batch_job_source - who initiated a job and from where: its own fields,
+ * or for a url_retrospection job without them, Mailbox Remediation and URL retrospection. */
+const char *batch_job_initiator(const record_job_t *job);
+const char *batch_job_source(const record_job_t *job);
 
 /* batch_action_valid - delete, forward or forward_delete. batch_action_label - the seed's name
  * of an action: 'Delete', 'Forward', 'Forward and Delete' (static; the value itself when

@@ -977,9 +977,9 @@ static int record_peek(const mindex_t *self, const char *buf, size_t len, int64_
 }
 
 /* records_present - the MIDs of the records in one record bucket delivered at or after
- * oldest (at most max). */
+ * oldest (at most max), in bucket order, and where each record starts (at). */
 static size_t records_present(const mindex_t *self, const char *buf, size_t len, int64_t part, int64_t bucket,
-                              int64_t oldest, int64_t *out, size_t max)
+                              int64_t oldest, int64_t *out, size_t *at, size_t max)
 {
     size_t n = 0, off = 0;
     while (off + 3 <= len && n < max) {
@@ -987,8 +987,10 @@ static size_t records_present(const mindex_t *self, const char *buf, size_t len,
         if (off + 3 + rl > len)
             break;
         int64_t mid, time_ms;
-        if (record_peek(self, buf + off + 3, rl, part, bucket, &mid, &time_ms) == 0 && time_ms >= oldest)
+        if (record_peek(self, buf + off + 3, rl, part, bucket, &mid, &time_ms) == 0 && time_ms >= oldest) {
+            at[n] = off;
             out[n++] = mid;
+        }
         off += 3 + rl;
     }
     return n;
@@ -1044,6 +1046,19 @@ int mindex_get(mindex_t *self, int64_t mid, mindex_record_t *rec)
     free(keys);
     free(replies);
     return rc != 0 ? -1 : found;
+}
+
+/* A look-up's candidate: a MID whose entry carries the value's tag, in a partition. */
+typedef struct {
+    int64_t mid, part;
+} mindex_candidate_t;
+
+static int cmp_candidate_desc(const void *a, const void *b)
+{
+    const mindex_candidate_t *x = a, *y = b;
+    if (x->mid != y->mid)
+        return x->mid > y->mid ? -1 : 1;
+    return x->part > y->part ? -1 : x->part < y->part;
 }
 
 static int cmp_mid_desc(const void *a, const void *b)
@@ -1167,10 +1182,14 @@ int mindex_get_many(mindex_t *self, const int64_t *mids_in, size_t n_in, mindex_
     return 0;
 }
 
-int mindex_lookup(mindex_t *self, mindex_kind_t kind, const char *value, size_t max, int64_t **mids_out,
-                  size_t *n_out)
+/* lookup_core - mindex_lookup, and with recs_out the records too (decoded from the record
+ * buckets the look-up reads anyway to confirm each MID). */
+static int lookup_core(mindex_t *self, mindex_kind_t kind, const char *value, size_t max, int64_t **mids_out,
+                       mindex_record_t **recs_out, size_t *n_out)
 {
     *mids_out = NULL;
+    if (recs_out)
+        *recs_out = NULL;
     *n_out = 0;
     if (kind >= MINDEX_KINDS || !value)
         return mindex_fail(self, "index: bad look-up");
@@ -1224,11 +1243,22 @@ int mindex_lookup(mindex_t *self, mindex_kind_t kind, const char *value, size_t 
     }
     free(keys);
     free(replies);
+    /* newest first, so that the verification below can stop once it has max */
+    mindex_candidate_t *cands = util_xcalloc(n ? n : 1, sizeof(*cands));
+    for (size_t c = 0; c < n; c++)
+        cands[c] = (mindex_candidate_t){cand_mid[c], cand_part[c]};
+    qsort(cands, n, sizeof(*cands), cmp_candidate_desc);
+    for (size_t c = 0; c < n; c++) {
+        cand_mid[c] = cands[c].mid;
+        cand_part[c] = cands[c].part;
+    }
+    free(cands);
     /* keep the MIDs whose record exists and is inside the window: read each record bucket once */
     int64_t *mids = util_xmalloc((n ? n : 1) * sizeof(*mids));
+    mindex_record_t *recs = recs_out ? util_xcalloc(n ? n : 1, sizeof(*recs)) : NULL;
     size_t kept = 0;
     size_t i = 0;
-    while (rc == 0 && i < n) {
+    while (rc == 0 && i < n && kept < max) {
         /* a batch of distinct record buckets */
         size_t batch_end = i, nb = 0;
         char **rkeys = util_xcalloc(256, sizeof(*rkeys));
@@ -1250,17 +1280,27 @@ int mindex_lookup(mindex_t *self, mindex_kind_t kind, const char *value, size_t 
         for (size_t b = 0; rc == 0 && b < nb; b++) {
             size_t end = b + 1 < nb ? first_of[b + 1] : batch_end;
             int64_t present[MINDEX_RECORDS_PER_BUCKET * 4];
+            size_t at[MINDEX_RECORDS_PER_BUCKET * 4]; /* offset of each present record in the bucket */
             size_t np = 0;
+            int64_t part = cand_part[first_of[b]], bucket = (cand_mid[first_of[b]] - 1) / MINDEX_RECORDS_PER_BUCKET;
             if (rr[b] && rr[b]->type == REDIS_REPLY_STRING)
-                np = records_present(self, rr[b]->str, rr[b]->len, cand_part[first_of[b]],
-                                     (cand_mid[first_of[b]] - 1) / MINDEX_RECORDS_PER_BUCKET, oldest, present,
+                np = records_present(self, rr[b]->str, rr[b]->len, part, bucket, oldest, present, at,
                                      UTIL_ARRAY_LEN(present));
-            for (size_t c = first_of[b]; c < end; c++)
-                for (size_t k = 0; k < np; k++)
-                    if (present[k] == cand_mid[c]) {
-                        mids[kept++] = cand_mid[c];
-                        break;
-                    }
+            for (size_t c = first_of[b]; c < end; c++) {
+                /* the last record of a MID in its bucket carries its newest state */
+                size_t k = np;
+                while (k > 0 && present[k - 1] != cand_mid[c])
+                    k--;
+                if (k == 0 || (kept && mids[kept - 1] == cand_mid[c])) /* absent, or a value twice in a message */
+                    continue;
+                if (recs) {
+                    const char *rec = rr[b]->str + at[k - 1];
+                    if (record_decode(self, rec + 3, record_length(rec), part, bucket, &recs[kept]) != 0)
+                        continue;
+                    email_id_of(self, cand_mid[c], recs[kept].email_id);
+                }
+                mids[kept++] = cand_mid[c];
+            }
         }
         for (size_t b = 0; b < nb; b++) {
             free(rkeys[b]);
@@ -1274,16 +1314,32 @@ int mindex_lookup(mindex_t *self, mindex_kind_t kind, const char *value, size_t 
     }
     free(cand_mid);
     free(cand_part);
+    /* kept in MID order, newest first, each once (candidates were sorted so) */
+    size_t w = kept < max ? kept : max;
+    for (size_t k = w; recs && k < kept; k++)
+        mindex_record_clear(&recs[k]);
     if (rc != 0) {
+        for (size_t k = 0; recs && k < w; k++)
+            mindex_record_clear(&recs[k]);
+        free(recs);
         free(mids);
         return -1;
     }
-    qsort(mids, kept, sizeof(*mids), cmp_mid_desc);
-    size_t w = 0;
-    for (size_t k = 0; k < kept && w < max; k++)
-        if (w == 0 || mids[w - 1] != mids[k])
-            mids[w++] = mids[k];
     *mids_out = mids;
+    if (recs_out)
+        *recs_out = recs;
     *n_out = w;
     return 0;
+}
+
+int mindex_lookup(mindex_t *self, mindex_kind_t kind, const char *value, size_t max, int64_t **mids_out,
+                  size_t *n_out)
+{
+    return lookup_core(self, kind, value, max, mids_out, NULL, n_out);
+}
+
+int mindex_lookup_records(mindex_t *self, mindex_kind_t kind, const char *value, size_t max, int64_t **mids,
+                          mindex_record_t **recs, size_t *n)
+{
+    return lookup_core(self, kind, value, max, mids, recs, n);
 }

@@ -119,6 +119,12 @@ int mindex_finish(mindex_t *self);
 int mindex_lookup(mindex_t *self, mindex_kind_t kind, const char *value, size_t max, int64_t **mids,
                   size_t *n);
 
+/* mindex_lookup_records - mindex_lookup, with the records of the MIDs too: (*recs)[i] is the
+ * record of (*mids)[i] (both allocated: clear each record, free both arrays). Cheaper than a
+ * look-up then mindex_get_many: the look-up reads those records to confirm them anyway. */
+int mindex_lookup_records(mindex_t *self, mindex_kind_t kind, const char *value, size_t max, int64_t **mids,
+                          mindex_record_t **recs, size_t *n);
+
 /* mindex_get - the record of mid; 1 found (fill *rec, caller clears with
  * mindex_record_clear), 0 not found (expired, never written, or outside the window), -1. */
 int mindex_get(mindex_t *self, int64_t mid, mindex_record_t *rec);

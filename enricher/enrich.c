@@ -189,14 +189,10 @@ static const match_t *plan_match_of(const plan_t *p, int64_t mid)
     return NULL;
 }
 
-/* plan_read_records - read the records of mids[0..n) and append those of the window's incoming
- * mail to p->recs (counting the others). 0 or -1. */
-static int plan_read_records(enrich_t *self, plan_t *p, const int64_t *mids, size_t n)
+/* plan_keep_records - append the records of the window's incoming mail to p->recs (counting
+ * the others); takes over recs (found of them). */
+static void plan_keep_records(enrich_t *self, plan_t *p, mindex_record_t *recs, size_t found)
 {
-    mindex_record_t *recs = NULL;
-    size_t found = 0;
-    if (n && mindex_get_many(self->ix, mids, n, &recs, &found) != 0)
-        return -1;
     p->recs = util_xrealloc(p->recs, (p->nrecs + found + 1) * sizeof(*p->recs));
     int64_t oldest = p->now_ms - self->cfg->enricher_window_ms;
     for (size_t i = 0; i < found; i++) {
@@ -214,6 +210,40 @@ static int plan_read_records(enrich_t *self, plan_t *p, const int64_t *mids, siz
             mindex_record_clear(&recs[i]);
     }
     free(recs);
+}
+
+/* plan_read_records - read the records of mids[0..n) and keep them (plan_keep_records). 0 or -1. */
+static int plan_read_records(enrich_t *self, plan_t *p, const int64_t *mids, size_t n)
+{
+    mindex_record_t *recs = NULL;
+    size_t found = 0;
+    if (n && mindex_get_many(self->ix, mids, n, &recs, &found) != 0)
+        return -1;
+    plan_keep_records(self, p, recs, found);
+    return 0;
+}
+
+/* plan_look_up - the messages carrying value (kind), matched as how: their records kept, the
+ * ones already matched left out. 0 or -1. */
+static int plan_look_up(enrich_t *self, plan_t *p, mindex_kind_t kind, const char *value, match_how_t how)
+{
+    int64_t *mids = NULL;
+    mindex_record_t *recs = NULL;
+    size_t n = 0;
+    if (mindex_lookup_records(self->ix, kind, value, 0, &mids, &recs, &n) != 0)
+        return -1;
+    size_t w = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (plan_match_of(p, mids[i])) {
+            mindex_record_clear(&recs[i]);
+            continue;
+        }
+        mids[w] = mids[i];
+        recs[w++] = recs[i];
+    }
+    plan_add_matches(p, mids, w, how);
+    plan_keep_records(self, p, recs, w);
+    free(mids);
     return 0;
 }
 
@@ -365,34 +395,21 @@ static int plan_build(enrich_t *self, plan_t *p)
     const record_verdict_t *v = &p->verdict;
     int64_t t0 = util_monotonic_ms();
     bool is_url = strcmp(v->observable_type, "url") == 0;
-    int64_t *mids = NULL;
-    size_t n = 0;
-    if (mindex_lookup(self->ix, is_url ? MINDEX_URL : MINDEX_DOMAIN, p->canonical, 0, &mids, &n) != 0)
+    if (plan_look_up(self, p, is_url ? MINDEX_URL : MINDEX_DOMAIN, p->canonical, MATCH_URL) != 0)
         return -1;
-    plan_add_matches(p, mids, n, MATCH_URL);
-    free(mids);
+    int64_t t1 = util_monotonic_ms();
     if (v->email_id && *v->email_id) {
         char eid[37];
         size_t len = strlen(v->email_id);
         if (len == 36) {
             for (size_t i = 0; i <= len; i++)
                 eid[i] = (char)tolower((unsigned char)v->email_id[i]);
-            if (mindex_lookup(self->ix, MINDEX_EMAIL_ID, eid, 0, &mids, &n) != 0)
+            if (plan_look_up(self, p, MINDEX_EMAIL_ID, eid, MATCH_EMAIL_ID) != 0)
                 return -1;
-            plan_add_matches(p, mids, n, MATCH_EMAIL_ID);
-            free(mids);
         } else {
             strbuf_appendf(&p->notes, "; email_id '%.64s' is not an email id", v->email_id);
         }
     }
-    int64_t *all = util_xcalloc(p->nmatches + 1, sizeof(*all));
-    for (size_t i = 0; i < p->nmatches; i++)
-        all[i] = p->matches[i].mid;
-    int64_t t1 = util_monotonic_ms();
-    int rc = plan_read_records(self, p, all, p->nmatches);
-    free(all);
-    if (rc != 0)
-        return -1;
     int64_t t2 = util_monotonic_ms();
     if (self->cfg->enricher_same_subject && p->nrecs && plan_expand_subjects(self, p) != 0)
         return -1;
@@ -421,10 +438,10 @@ static int plan_build(enrich_t *self, plan_t *p)
         }
     }
     int64_t t4 = util_monotonic_ms();
-    rc = plan_read_claims(self, p);
-    log_debug("enricher: verdict %s planned: index look-up %lld ms, %zu records %lld ms, subjects %lld ms, policy %lld "
-              "ms, claims %lld ms", v->id, (long long)(t1 - t0), p->nrecs, (long long)(t2 - t1), (long long)(t3 - t2),
-              (long long)(t4 - t3), (long long)(util_monotonic_ms() - t4));
+    int rc = plan_read_claims(self, p);
+    log_debug("enricher: verdict %s planned: look-up and records %lld ms, email id %lld ms, subjects %lld ms (%zu "
+              "records), policy %lld ms, claims %lld ms", v->id, (long long)(t1 - t0), (long long)(t2 - t1),
+              (long long)(t3 - t2), p->nrecs, (long long)(t4 - t3), (long long)(util_monotonic_ms() - t4));
     return rc;
 }
 
@@ -460,9 +477,7 @@ static void plan_job_record(const plan_t *p, const plan_job_t *j, record_job_t *
     } else {
         job->subject = r->subject;
     }
-    job->reason = (char *)"url_retrospection";
-    job->initiator = (char *)BATCH_RETRO_INITIATOR;
-    job->source = (char *)BATCH_RETRO_SOURCE;
+    job->reason = (char *)"url_retrospection"; /* initiator and source are implied (record.h) */
 }
 
 /* plan_summary - the verdict's summary line. */
@@ -549,6 +564,8 @@ static bus_commit_t *plan_chunk(enrich_t *self, plan_t *p, bus_t *bus, const bus
     util_uuid(in_id);
     in.id = in_id;
     in.messages.v = util_xcalloc(ENRICH_CHUNK + 1, sizeof(*in.messages.v));
+    strbuf_t job_list; /* the jobs of the chunk, listed in the batch's jobs (batch.h) */
+    strbuf_init(&job_list, 0);
     size_t messages = 0, jobs = 0;
     int64_t last_mid = 0;
     int rc = 0;
@@ -559,7 +576,7 @@ static bus_commit_t *plan_chunk(enrich_t *self, plan_t *p, bus_t *bus, const bus
             continue;
         const mindex_record_t *r = &p->recs[j->rec];
         const char *rcpt = r->rcpts[j->rcpt].address;
-        batch_commit_claim(c, p->uuid, r->mid, rcpt, job_state, p->held || j->stale, ttl);
+        batch_commit_claim(c, p->uuid, r->mid, rcpt, job_state, p->held || j->stale, ttl, &job_list);
         record_job_t job;
         plan_job_record(p, j, &job, id, subject);
         if (p->held) {
@@ -582,6 +599,8 @@ static bus_commit_t *plan_chunk(enrich_t *self, plan_t *p, bus_t *bus, const bus
         }
     }
     free(subject);
+    batch_commit_job_list(c, p->uuid, in_id, &job_list, ttl);
+    strbuf_release(&job_list);
     if (rc == 0 && in.messages.n)
         rc = bus_commit_add_record(c, EVENT_EDGE, &RECORD_DESC_initiation, &in, err, sizeof(err));
     free(in.messages.v);
