@@ -78,15 +78,23 @@ for i in range(int(sys.argv[1])):
           f"From: sender@outside.example\nTo: user{i}@corp.example\nSubject: Your parcel is waiting\n\n"
           f"Track it at http://parcel-track.example/t?id=42 today.\n")
 PY
-printf '[redis]\nurl = %s\n[log]\nfile = %s\n[bus]\nmax_waiting = %s\n[enricher]\napproval_threshold = 0\n[domains corp]\ndomains = corp.example\nprofile = o365\n' \
+# debug level: the enricher logs where the time went (planning, building, sending, Redis)
+printf '[redis]\nurl = %s\n[log]\nfile = %s\nlevel = debug\n[bus]\nmax_waiting = %s\n[enricher]\napproval_threshold = 0\n[domains corp]\ndomains = corp.example\nprofile = o365\n' \
     "$REDIS_URL" "$WORK/enricher.log" "$((FAN * 3))" >"$WORK/enricher.conf"
 start=$(now_ms)
 "$BIN/clawback" -c "$WORK/enricher.conf" ingest "$WORK/fanout.mbox" >/dev/null
 echo "ingested $FAN messages in $(($(now_ms) - start)) ms (clawback ingest of one mbox)"
+# Redis as it stands once the index is filled and its append-only file rewritten (a fan-out
+# that doubles the file then starts Redis's automatic rewrite in the middle: measured with it)
+rcli bgrewriteaof >/dev/null
+aof_rewritten() { rcli info persistence | grep -q "aof_rewrite_in_progress:0" && ! rcli info persistence | grep -q "aof_rewrite_scheduled:1"; }
+wait_until 120 "the AOF rewrite" aof_rewritten
 spawn dispatch "$ROOT/$BUILD/tests/bus_peer" -c "$WORK/enricher.conf" produce --edge verdicts --count 0 --stay
 spawn enricher "$BIN/clawback-enricher" -c "$WORK/enricher.conf"
 enricher_ready() { grep -q "verdicts: connected to dispatcher" "$WORK/enricher.log"; }
 wait_until 30 "the enricher to connect" enricher_ready
+rewrites() { grep -c "Starting automatic rewriting of AOF" "$WORK/redis.log"; }
+rewrites_before=$(rewrites)
 start=$(now_ms)
 "$ROOT/$BUILD/tests/bus_peer" -c "$WORK/enricher.conf" verdict --value "http://parcel-track.example/t?id=42" >/dev/null
 jobs_out() { [ "$(rcli xlen cb:bus:jobs:q)" -ge "$FAN" ]; }
@@ -95,4 +103,6 @@ took=$(($(now_ms) - start))
 rss=$(awk '/VmHWM/ {print $2}' "/proc/$(pid_of enricher)/status")
 echo "fan-out: $FAN jobs (and $(rcli xlen cb:bus:events:q) events) on the bus $took ms after the verdict was committed; enricher peak RSS $((rss / 1024)) MB"
 grep -o "URL retrospection verdict.*" "$WORK/enricher.log" | cut -c1-200
+grep -oE "enricher: (verdict [^ ]+ planned|batch [^ ]+: building).*" "$WORK/enricher.log" | sed 's/ [0-9a-f-]\{36\}//'
+echo "automatic AOF rewrites started by Redis during the fan-out: $(($(rewrites) - rewrites_before))"
 kill -TERM "$(pid_of enricher)" "$(pid_of dispatch)"; wait "$(pid_of enricher)" "$(pid_of dispatch)" 2>/dev/null

@@ -140,8 +140,10 @@ size_t bus_commit_records(const bus_commit_t *commit);
 bus_status_t bus_commit_run(bus_commit_t *commit);
 /* bus_commit_send, bus_commit_finish - bus_commit_run in two halves, so that the caller can
  * prepare its next commit while Redis runs this one: send returns at once (0, or -1 and
- * finish then returns BUS_ERROR); finish waits for the outcome. Between the two, nothing else
- * may use the bus's Redis connection (destroying a sent commit finishes it). */
+ * finish then returns BUS_ERROR); finish waits for the outcome. Several commits may be sent
+ * before the first is finished; they are finished in the order sent, and until then nothing
+ * else may use the bus's Redis connection (destroying a sent commit finishes it). Each commit
+ * is atomic on its own: one that fails does not undo the others. */
 int bus_commit_send(bus_commit_t *commit);
 bus_status_t bus_commit_finish(bus_commit_t *commit);
 /* bus_commit_destroy - free; accepts NULL, clears the pointer. */

@@ -25,7 +25,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "msgpack_check.h"
 #include "strbuf.h"
 #include "text.h"
 #include "url_canon.h"
@@ -52,6 +51,7 @@ struct mindex {
     unsigned char key[16];   /* SipHash key */
     EVP_MAC *mac;
     EVP_MAC_CTX *mac_ctx;
+    bool mac_keyed; /* mac_ctx holds the key (value_hash) */
     int64_t mid_next, mid_end; /* the block of MIDs reserved, [next, end) */
     size_t queued_commands;  /* commands in the redis_conn pipeline */
     size_t queued_messages;
@@ -177,19 +177,28 @@ static int mindex_ready(mindex_t *self, bool create)
     if (rc != 0)
         return mindex_fail(self, "index: cb:ix:meta in Redis is damaged (partition_ms, bucket_bits, key)");
     self->ready = true;
+    self->mac_keyed = false; /* the key may have changed: value_hash sets it again */
     return 0;
 }
 
 /* value_hash - the keyed 64-bit hash (SipHash-2-4) of a value of one kind. */
 static uint64_t value_hash(mindex_t *self, mindex_kind_t kind, const char *value, size_t len)
 {
-    size_t outsize = 8;
-    OSSL_PARAM params[] = {OSSL_PARAM_construct_size_t(OSSL_MAC_PARAM_SIZE, &outsize), OSSL_PARAM_END};
     unsigned char out[8];
     size_t outl = 0;
     char letter = KIND_LETTER[kind];
-    if (EVP_MAC_init(self->mac_ctx, self->key, sizeof(self->key), params) != 1 ||
-        EVP_MAC_update(self->mac_ctx, (const unsigned char *)&letter, 1) != 1 ||
+    int keyed;
+    if (self->mac_keyed) {
+        /* no key: the provider starts again from the keyed state it kept (cheap: hashed twice
+         * per record read, 100,000 times in a fan-out) */
+        keyed = EVP_MAC_init(self->mac_ctx, NULL, 0, NULL);
+    } else {
+        size_t outsize = 8;
+        OSSL_PARAM params[] = {OSSL_PARAM_construct_size_t(OSSL_MAC_PARAM_SIZE, &outsize), OSSL_PARAM_END};
+        keyed = EVP_MAC_init(self->mac_ctx, self->key, sizeof(self->key), params);
+        self->mac_keyed = keyed == 1;
+    }
+    if (keyed != 1 || EVP_MAC_update(self->mac_ctx, (const unsigned char *)&letter, 1) != 1 ||
         EVP_MAC_update(self->mac_ctx, (const unsigned char *)value, len) != 1 ||
         EVP_MAC_final(self->mac_ctx, out, &outl, sizeof(out)) != 1 || outl != 8)
         abort(); /* cannot fail with a valid key and size */
@@ -441,16 +450,33 @@ static void record_encode(msgpack_sbuffer *sb, int64_t mid, int64_t time_offset,
 
 static void uuid_text(const unsigned char b[16], char out[37])
 {
-    snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1], b[2],
-             b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
+    /* 8-4-4-4-12 lower-case hex, by hand: once per record a fan-out reads */
+    static const char hex[] = "0123456789abcdef";
+    size_t o = 0;
+    for (int i = 0; i < 16; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10)
+            out[o++] = '-';
+        out[o++] = hex[b[i] >> 4];
+        out[o++] = hex[b[i] & 15];
+    }
+    out[o] = '\0';
 }
 
 /* email_id_of - the email id of a MID: a version-4-shaped UUID made of the keyed hash of the
  * MID, so it needs no storage and cannot be guessed or forged without the index's key. */
 static void email_id_of(mindex_t *self, int64_t mid, char out[37])
 {
-    char m[24];
-    int n = snprintf(m, sizeof(m), "%lld", (long long)mid);
+    char m[24], digits[24];
+    int n = 0, d = 0;
+    uint64_t rest = mid < 0 ? (uint64_t)0 - (uint64_t)mid : (uint64_t)mid; /* "%lld", by hand */
+    do {
+        digits[d++] = (char)('0' + rest % 10);
+        rest /= 10;
+    } while (rest);
+    if (mid < 0)
+        m[n++] = '-';
+    while (d)
+        m[n++] = digits[--d];
     uint64_t a = value_hash(self, MINDEX_EMAIL_ID, m, (size_t)n);
     m[n] = '#';
     uint64_t b = value_hash(self, MINDEX_EMAIL_ID, m, (size_t)n + 1);
@@ -806,89 +832,175 @@ static void window(const mindex_t *self, int64_t *first, int64_t *last, int64_t 
     *last = partition_of(self, now) + 1; /* a clock a little ahead on another host */
 }
 
-/* record_decode - one stored record (msgpack) of the record bucket `bucket` of partition
- * `part` into *rec (its email id is left to the caller); 0 or -1. */
+/* peek_uint - a msgpack unsigned integer at *pos; false when it is something else or cut. */
+static bool peek_uint(const unsigned char *p, size_t len, size_t *pos, uint64_t *out)
+{
+    if (*pos >= len)
+        return false;
+    unsigned char t = p[*pos];
+    size_t n = t <= 0x7f ? 0 : t == 0xcc ? 1 : t == 0xcd ? 2 : t == 0xce ? 4 : t == 0xcf ? 8 : 9;
+    if (n == 9 || *pos + 1 + n > len)
+        return false;
+    uint64_t v = n == 0 ? t : 0;
+    for (size_t i = 0; i < n; i++)
+        v = v << 8 | p[*pos + 1 + i];
+    *pos += 1 + n;
+    *out = v;
+    return true;
+}
+
+/* A bounded reader of the msgpack a stored record is made of (record_encode): each read checks
+ * the type and that the bytes are there, so a damaged record is refused, never overrun. */
+typedef struct {
+    const unsigned char *p;
+    size_t len, pos;
+} mp_cursor_t;
+
+/* mp_be - the n-byte big-endian number at the cursor (n bytes known to be there). */
+static uint64_t mp_be(const mp_cursor_t *c, size_t n)
+{
+    uint64_t v = 0;
+    for (size_t i = 0; i < n; i++)
+        v = v << 8 | c->p[c->pos + i];
+    return v;
+}
+
+/* mp_sized - skip a header byte and read the n-byte length after it; false when the bytes are
+ * missing. */
+static bool mp_sized(mp_cursor_t *c, size_t n, uint64_t *len)
+{
+    if (c->pos + 1 + n > c->len)
+        return false;
+    c->pos++;
+    *len = mp_be(c, n);
+    c->pos += n;
+    return true;
+}
+
+static bool mp_array(mp_cursor_t *c, size_t *n)
+{
+    if (c->pos >= c->len)
+        return false;
+    unsigned char t = c->p[c->pos];
+    uint64_t v;
+    if (t >= 0x90 && t <= 0x9f) {
+        c->pos++;
+        v = t & 0x0f;
+    } else if (!(t == 0xdc && mp_sized(c, 2, &v)) && !(t == 0xdd && mp_sized(c, 4, &v))) {
+        return false;
+    }
+    if (v > c->len - c->pos) /* every element takes a byte at least */
+        return false;
+    *n = (size_t)v;
+    return true;
+}
+
+static bool mp_uint(mp_cursor_t *c, uint64_t *v)
+{
+    return peek_uint(c->p, c->len, &c->pos, v);
+}
+
+/* mp_bytes - a str (bin: a bin) or nil (*s NULL). */
+static bool mp_bytes(mp_cursor_t *c, bool bin, const char **s, size_t *n)
+{
+    if (c->pos >= c->len)
+        return false;
+    unsigned char t = c->p[c->pos];
+    uint64_t len;
+    *s = NULL;
+    *n = 0;
+    if (t == 0xc0) {
+        c->pos++;
+        return true;
+    }
+    if (!bin && t >= 0xa0 && t <= 0xbf) {
+        c->pos++;
+        len = t & 0x1f;
+    } else if (!(t == (bin ? 0xc4 : 0xd9) && mp_sized(c, 1, &len)) && !(t == (bin ? 0xc5 : 0xda) && mp_sized(c, 2, &len)) &&
+               !(t == (bin ? 0xc6 : 0xdb) && mp_sized(c, 4, &len))) {
+        return false;
+    }
+    if (len > c->len - c->pos)
+        return false;
+    *s = (const char *)c->p + c->pos;
+    *n = (size_t)len;
+    c->pos += (size_t)len;
+    return true;
+}
+
+/* record_decode - one stored record (msgpack, see record_encode) of the record bucket `bucket`
+ * of partition `part` into *rec (its email id is left to the caller); 0 or -1 (damaged). Read in
+ * place, into one allocation: a fan-out reads 100,000 of them. */
 static int record_decode(const mindex_t *self, const char *buf, size_t len, int64_t part, int64_t bucket,
                          mindex_record_t *rec)
 {
     memset(rec, 0, sizeof(*rec));
-    const char *why;
-    if (msgpack_check(buf, len, 4, 100000, &why) < 0)
+    mp_cursor_t c = {(const unsigned char *)buf, len, 0};
+    size_t n_fields, n_rcpts, n_states;
+    uint64_t version, offset, ms, dir;
+    const char *str[5]; /* message_id, subject, sender, sender IP (bin), queue_id */
+    size_t str_len[5];
+    if (!mp_array(&c, &n_fields) || n_fields < 11 || !mp_uint(&c, &version) || version != MINDEX_RECORD_VERSION ||
+        !mp_uint(&c, &offset) || offset >= MINDEX_RECORDS_PER_BUCKET || !mp_uint(&c, &ms) ||
+        ms > (uint64_t)self->partition_ms || !mp_uint(&c, &dir))
         return -1;
-    msgpack_unpacked up;
-    msgpack_unpacked_init(&up);
-    size_t off = 0;
-    int rc = -1;
-    if (msgpack_unpack_next(&up, buf, len, &off) != MSGPACK_UNPACK_SUCCESS)
-        goto out;
-    msgpack_object o = up.data;
-    if (o.type != MSGPACK_OBJECT_ARRAY || o.via.array.size < 11)
-        goto out;
-    msgpack_object *a = o.via.array.ptr;
-    if (a[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER || a[0].via.u64 != MINDEX_RECORD_VERSION ||
-        a[1].type != MSGPACK_OBJECT_POSITIVE_INTEGER || a[1].via.u64 >= MINDEX_RECORDS_PER_BUCKET ||
-        a[2].type != MSGPACK_OBJECT_POSITIVE_INTEGER || a[2].via.u64 > (uint64_t)self->partition_ms ||
-        a[3].type != MSGPACK_OBJECT_POSITIVE_INTEGER || a[9].type != MSGPACK_OBJECT_ARRAY ||
-        a[10].type != MSGPACK_OBJECT_ARRAY)
-        goto out;
-    rec->mid = bucket * MINDEX_RECORDS_PER_BUCKET + 1 + (int64_t)a[1].via.u64;
-    rec->time_ms = part * self->partition_ms + (int64_t)a[2].via.u64;
-    /* every string and the recipients in one allocation (a fan-out reads 100,000 records) */
-    const char *direction = a[3].via.u64 == 1 ? "outgoing" : "incoming";
-    char ip[INET6_ADDRSTRLEN] = "";
-    if (a[7].type == MSGPACK_OBJECT_BIN && (a[7].via.bin.size == 4 || a[7].via.bin.size == 16) &&
-        !inet_ntop(a[7].via.bin.size == 4 ? AF_INET : AF_INET6, a[7].via.bin.ptr, ip, sizeof(ip)))
-        ip[0] = '\0';
-    size_t n = a[9].via.array.size;
-    size_t bytes = (n ? n : 1) * sizeof(*rec->rcpts) + strlen(direction) + 1 + strlen(ip) + 1;
-    for (int i = 4; i <= 8; i++)
-        if (a[i].type == MSGPACK_OBJECT_STR)
-            bytes += a[i].via.str.size + 1;
-    for (size_t i = 0; i < n; i++) {
-        const msgpack_object *r = &a[9].via.array.ptr[i];
-        if (r->type == MSGPACK_OBJECT_STR)
-            bytes += r->via.str.size + 1 + 16; /* and its state (a STATE_NAME) */
+    for (int i = 0; i < 5; i++)
+        if (!mp_bytes(&c, i == 3, &str[i], &str_len[i]))
+            return -1;
+    if (!mp_array(&c, &n_rcpts))
+        return -1;
+    size_t first_rcpt = c.pos, rcpt_bytes = 0;
+    for (size_t i = 0; i < n_rcpts; i++) {
+        const char *r;
+        size_t rl;
+        if (!mp_bytes(&c, false, &r, &rl) || !r)
+            return -1;
+        rcpt_bytes += rl + 1 + 16; /* the address, and its state (a STATE_NAME) */
     }
+    if (!mp_array(&c, &n_states))
+        return -1;
+    size_t first_state = c.pos;
+    char ip[INET6_ADDRSTRLEN] = "";
+    if (str[3] && (str_len[3] == 4 || str_len[3] == 16) &&
+        !inet_ntop(str_len[3] == 4 ? AF_INET : AF_INET6, str[3], ip, sizeof(ip)))
+        ip[0] = '\0';
+    rec->mid = bucket * MINDEX_RECORDS_PER_BUCKET + 1 + (int64_t)offset;
+    rec->time_ms = part * self->partition_ms + (int64_t)ms;
+    const char *direction = dir == 1 ? "outgoing" : "incoming";
+    size_t bytes = (n_rcpts ? n_rcpts : 1) * sizeof(*rec->rcpts) + strlen(direction) + 1 + strlen(ip) + 1 + rcpt_bytes;
+    for (int i = 0; i < 5; i++)
+        bytes += str_len[i] + 1;
     rec->storage = util_xmalloc(bytes);
     rec->rcpts = (mindex_rcpt_t *)rec->storage;
-    char *at = rec->storage + (n ? n : 1) * sizeof(*rec->rcpts);
-#define MINDEX_PUT(dst, src, len)                                                                  \
+    char *at = rec->storage + (n_rcpts ? n_rcpts : 1) * sizeof(*rec->rcpts);
+#define MINDEX_PUT(dst, src, n)                                                                    \
     do {                                                                                           \
         (dst) = at;                                                                                \
-        memcpy(at, (src), (len));                                                                  \
-        at[(len)] = '\0';                                                                          \
-        at += (len) + 1;                                                                           \
+        memcpy(at, (src), (n));                                                                    \
+        at[(n)] = '\0';                                                                            \
+        at += (n) + 1;                                                                             \
     } while (0)
     MINDEX_PUT(rec->direction, direction, strlen(direction));
-    char **strs[] = {&rec->message_id, &rec->subject, &rec->sender};
-    for (int i = 0; i < 3; i++) {
-        const msgpack_object *str = &a[4 + i];
-        if (str->type == MSGPACK_OBJECT_STR)
-            MINDEX_PUT(*strs[i], str->via.str.ptr, str->via.str.size);
-    }
+    char **dst[] = {&rec->message_id, &rec->subject, &rec->sender, NULL, &rec->queue_id};
+    for (int i = 0; i < 5; i++)
+        if (dst[i] && str[i])
+            MINDEX_PUT(*dst[i], str[i], str_len[i]);
     if (ip[0])
         MINDEX_PUT(rec->sender_ip, ip, strlen(ip));
-    if (a[8].type == MSGPACK_OBJECT_STR)
-        MINDEX_PUT(rec->queue_id, a[8].via.str.ptr, a[8].via.str.size);
-    for (size_t i = 0; i < n; i++) {
-        const msgpack_object *r = &a[9].via.array.ptr[i];
-        const msgpack_object *st = i < a[10].via.array.size ? &a[10].via.array.ptr[i] : NULL;
-        if (r->type != MSGPACK_OBJECT_STR)
-            continue;
-        uint64_t state = st && st->type == MSGPACK_OBJECT_POSITIVE_INTEGER && st->via.u64 < UTIL_ARRAY_LEN(STATE_NAME)
-                             ? st->via.u64
-                             : 0;
+    mp_cursor_t rc = {c.p, c.len, first_rcpt}, sc = {c.p, c.len, first_state};
+    for (size_t i = 0; i < n_rcpts; i++) {
+        const char *r;
+        size_t rl;
+        uint64_t state = 0;
+        (void)mp_bytes(&rc, false, &r, &rl); /* read above */
+        if (i < n_states && (!mp_uint(&sc, &state) || state >= UTIL_ARRAY_LEN(STATE_NAME)))
+            state = 0;
         mindex_rcpt_t *rp = &rec->rcpts[rec->n_rcpts++];
-        MINDEX_PUT(rp->address, r->via.str.ptr, r->via.str.size);
+        MINDEX_PUT(rp->address, r, rl);
         MINDEX_PUT(rp->state, STATE_NAME[state], strlen(STATE_NAME[state]));
     }
 #undef MINDEX_PUT
-    rc = 0;
-out:
-    msgpack_unpacked_destroy(&up);
-    if (rc != 0)
-        mindex_record_clear(rec);
-    return rc;
+    return 0;
 }
 
 void mindex_record_clear(mindex_record_t *rec)
@@ -931,23 +1043,6 @@ static int find_record(const mindex_t *self, const char *buf, size_t len, int64_
         off += 3 + n;
     }
     return found;
-}
-
-/* peek_uint - a msgpack unsigned integer at *pos; false when it is something else or cut. */
-static bool peek_uint(const unsigned char *p, size_t len, size_t *pos, uint64_t *out)
-{
-    if (*pos >= len)
-        return false;
-    unsigned char t = p[*pos];
-    size_t n = t <= 0x7f ? 0 : t == 0xcc ? 1 : t == 0xcd ? 2 : t == 0xce ? 4 : t == 0xcf ? 8 : 9;
-    if (n == 9 || *pos + 1 + n > len)
-        return false;
-    uint64_t v = n == 0 ? t : 0;
-    for (size_t i = 0; i < n; i++)
-        v = v << 8 | p[*pos + 1 + i];
-    *pos += 1 + n;
-    *out = v;
-    return true;
 }
 
 /* record_peek - the MID and time of a stored record, read from its first fields without

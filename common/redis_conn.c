@@ -453,10 +453,6 @@ redisReply *redis_conn_eval(redis_conn_t *self, redis_script_t *script, int nkey
 int redis_conn_eval_send(redis_conn_t *self, redis_script_t *script, int nkeys, int argc, const char **argv,
                          const size_t *argvlen)
 {
-    if (self->pending) {
-        redis_conn_set_error(self, "redis %s: script run with a pipeline pending", self->describe);
-        return -1;
-    }
     char nkeys_text[16];
     size_t *lens = NULL;
     const char **args = redis_eval_args(self, script, false, nkeys, argc, argv, argvlen, &lens, nkeys_text);
@@ -485,19 +481,40 @@ int redis_conn_eval_send(redis_conn_t *self, redis_script_t *script, int nkeys, 
 redisReply *redis_conn_eval_recv(redis_conn_t *self, redis_script_t *script, int nkeys, int argc,
                                  const char **argv, const size_t *argvlen)
 {
-    redisReply *r = NULL;
-    if (redis_conn_pipeline_exec(self, &r, 1) != 0)
+    if (!self->ctx)
+        return NULL; /* the connection failed while the run was sent (errstr says how) */
+    if (self->pending == 0) {
+        redis_conn_set_error(self, "redis %s: no script run to wait for", self->describe);
         return NULL;
+    }
+    void *raw = NULL;
+    redis_conn_sigpipe_t guard;
+    redis_conn_sigpipe_block(&guard);
+    int got = redisGetReply(self->ctx, &raw);
+    redis_conn_sigpipe_restore(&guard);
+    if (got != REDIS_OK || !raw) {
+        redis_conn_set_error(self, "redis %s: %s", self->describe, self->ctx->err ? self->ctx->errstr : "no reply");
+        if (raw)
+            freeReplyObject(raw);
+        redis_conn_drop(self);
+        return NULL;
+    }
+    self->pending--;
+    redisReply *r = raw;
     if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0) {
-        /* a restarted (or flushed) Redis: the script did not run; load it and run it */
         freeReplyObject(r);
         r = NULL;
+        if (self->pending) {
+            /* runs sent behind this one fail the same way; their callers try again */
+            redis_conn_set_error(self, "redis %s: script not loaded (Redis restarted?); tried again", self->describe);
+            return NULL;
+        }
+        /* a restarted (or flushed) Redis: the script did not run; load it and run it */
         char nkeys_text[16];
         size_t *lens = NULL;
         const char **args = redis_eval_args(self, script, true, nkeys, argc, argv, argvlen, &lens, nkeys_text);
         if (!args)
             return NULL;
-        redis_conn_sigpipe_t guard;
         redis_conn_sigpipe_block(&guard);
         if (redis_conn_open(self) == 0)
             r = redisCommandArgv(self->ctx, argc + 3, args, lens);

@@ -70,9 +70,11 @@ typedef struct {
 redisReply *redis_conn_eval(redis_conn_t *self, redis_script_t *script, int nkeys, int argc,
                             const char **argv, const size_t *argvlen);
 /* redis_conn_eval_send - send a script run (EVALSHA) at once, without waiting: Redis works on it
- * while the caller prepares the next. redis_conn_eval_recv - its reply, called with the same
- * arguments (on NOSCRIPT the script is loaded and run with them); nothing else may be sent in
- * between. send: 0 or -1; recv: the reply or NULL, as redis_conn_command. */
+ * while the caller prepares the next, and several may be sent before the first reply is read.
+ * redis_conn_eval_recv - the reply of the oldest run sent, called with its arguments (on
+ * NOSCRIPT with no other run pending, the script is loaded and run with them; with runs
+ * pending, NULL: each is to be tried again). Nothing but these may use the connection while
+ * runs are pending. send: 0 or -1; recv: the reply or NULL, as redis_conn_command. */
 int redis_conn_eval_send(redis_conn_t *self, redis_script_t *script, int nkeys, int argc, const char **argv,
                          const size_t *argvlen);
 redisReply *redis_conn_eval_recv(redis_conn_t *self, redis_script_t *script, int nkeys, int argc,

@@ -26,6 +26,7 @@
 #define ENRICH_PIPELINE 64          /* claim reads (HMGET) per round trip */
 #define ENRICH_CLAIMS_PER_READ 500  /* copies per HMGET */
 #define ENRICH_REPLANS 5       /* plans tried when other enrichers keep taking claims */
+#define ENRICH_INFLIGHT 2      /* commits sent ahead of their outcome */
 
 struct enrich {
     const config_t *cfg;
@@ -640,14 +641,29 @@ static bus_commit_t *plan_chunk(enrich_t *self, plan_t *p, bus_t *bus, const bus
     return c;
 }
 
-/* plan_commit - commit the plan's jobs chunk by chunk; each chunk is built while Redis runs
- * the one before, and sent once that one succeeded (so the last, which consumes the verdict,
- * goes only after all the others). */
+/* plan_finish_oldest - finish the oldest of the commits in flight; its status (BUS_OK when
+ * none). */
+static bus_status_t plan_finish_oldest(bus_commit_t **running, size_t *nrunning)
+{
+    if (*nrunning == 0)
+        return BUS_OK;
+    bus_status_t st = bus_commit_finish(running[0]);
+    bus_commit_destroy(&running[0]);
+    memmove(running, running + 1, (*nrunning - 1) * sizeof(*running));
+    (*nrunning)--;
+    return st;
+}
+
+/* plan_commit - commit the plan's jobs chunk by chunk. Redis is never left waiting: each chunk
+ * is built while Redis runs the ones before, and up to ENRICH_INFLIGHT are sent ahead (each
+ * chunk is atomic on its own: claims and jobs together). The last, which consumes the verdict,
+ * is sent only once every other succeeded. */
 static bus_status_t plan_commit(enrich_t *self, plan_t *p, bus_t *bus, const bus_delivery_t *d)
 {
     size_t from = 0;
     bool first = true;
-    bus_commit_t *running = NULL;
+    bus_commit_t *running[ENRICH_INFLIGHT];
+    size_t nrunning = 0;
     bus_status_t st = BUS_OK;
     int64_t build_ms = 0, wait_ms = 0, send_ms = 0;
     strbuf_t summary;
@@ -673,30 +689,29 @@ static bus_status_t plan_commit(enrich_t *self, plan_t *p, bus_t *bus, const bus
             bus_commit_t *c = plan_chunk(self, p, bus, d, from, to, first, last, &summary);
             int64_t t1 = util_monotonic_ms();
             build_ms += t1 - t0;
-            if (running) {
-                st = bus_commit_finish(running);
-                bus_commit_destroy(&running);
-            }
+            while (st == BUS_OK && nrunning > 0 && (last || nrunning == ENRICH_INFLIGHT))
+                st = plan_finish_oldest(running, &nrunning);
             wait_ms += util_monotonic_ms() - t1;
             if (st == BUS_OK && !c)
                 st = BUS_ERROR;
             int64_t t2 = util_monotonic_ms();
-            if (st == BUS_OK && bus_commit_send(c) == 0)
-                running = c;
-            else if (st == BUS_OK)
-                st = bus_commit_finish(c); /* BUS_ERROR: the send failed */
-            send_ms += util_monotonic_ms() - t2;
-            if (!running)
+            if (st == BUS_OK && bus_commit_send(c) == 0) {
+                running[nrunning++] = c;
+            } else {
+                if (st == BUS_OK)
+                    st = bus_commit_finish(c); /* BUS_ERROR: the send failed, and said why */
                 bus_commit_destroy(&c);
-            if (st != BUS_OK)
-                break;
+            }
+            send_ms += util_monotonic_ms() - t2;
             first = false;
         }
         from = to;
-    } while (from < p->njobs);
-    if (running) {
-        st = bus_commit_finish(running);
-        bus_commit_destroy(&running);
+    } while (st == BUS_OK && from < p->njobs);
+    /* the ones still in flight are finished whatever happened (their replies must be read) */
+    while (nrunning > 0) {
+        bus_status_t s2 = plan_finish_oldest(running, &nrunning);
+        if (st == BUS_OK)
+            st = s2;
     }
     if (st == BUS_OK)
         log_info("enricher: %s", summary.data);

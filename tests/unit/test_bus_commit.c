@@ -14,7 +14,10 @@
  * of another kind to the same key keep their order; guards (GET, HMGET of many fields) fence
  * the whole commit; PEXPIRE runs after the writes and the last call wins; BUS_FULL and
  * BUS_FENCED (and, as bus.h promises, BUS_ERROR) write nothing; a commit consuming an input is
- * refused the second time; bus_set_aside moves a delivery to the dead letters once.
+ * refused the second time; bus_set_aside moves a delivery to the dead letters once. Commits
+ * sent ahead (bus_commit_send, then bus_commit_finish in order) all land, each atomic on its
+ * own (a fenced, full or duplicate one does not undo the others); destroying a sent commit
+ * finishes it; finish without a successful send is BUS_ERROR and writes nothing.
  *
  * The server counts as up when a PING answers on its port from the process named in its
  * pidfile. Every wait is a bounded loop of attempts 20 ms apart with a deadline. A watchdog
@@ -1273,6 +1276,320 @@ static void test_set_aside(void **state)
 }
 
 /* ---------------------------------------------------------------------------------------- */
+/* commits sent ahead (bus_commit_send, bus_commit_finish)                                   */
+/* ---------------------------------------------------------------------------------------- */
+
+/* step_commit - a commit of bus adding record id to edge, setting t:state.cursor to cursor and
+ * counting itself in t:count.n. Caller destroys it. */
+static bus_commit_t *step_commit(bus_t *bus, const char *edge, const char *id, const char *cursor)
+{
+    bus_commit_t *c = bus_commit_new(bus, NULL);
+    assert_int_equal(bus_commit_add(c, edge, id, cursor, strlen(cursor)), 0);
+    bus_commit_hset(c, "t:state", "cursor", cursor);
+    bus_commit_hincrby(c, "t:count", "n", 1);
+    return c;
+}
+
+/* send_ok - send c; the send must succeed. */
+static void send_ok(bus_t *bus, bus_commit_t *c)
+{
+    if (bus_commit_send(c) != 0)
+        fail_msg("bus_commit_send: %s", bus_errstr(bus));
+}
+
+/* finish_expect - finish *c, expect want, destroy it. */
+static void finish_expect(bus_t *bus, bus_commit_t **c, bus_status_t want)
+{
+    bus_status_t st = bus_commit_finish(*c);
+    bus_commit_destroy(c);
+    assert_null(*c);
+    if (st != want)
+        fail_msg("finish: %s (%d), expected %s; bus says: %s", status_name(st), (int)st, status_name(want),
+                 bus_errstr(bus));
+}
+
+/* expect_stream_ids - edge's stream holds exactly the records ids[0..n), in that order. */
+static void expect_stream_ids(const char *edge, const char *const *ids, size_t n)
+{
+    char q[96];
+    bus_key(q, sizeof(q), edge, "q");
+    redisReply *r = check_cmd("XRANGE %s - +", q);
+    assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+    if (r->elements != n) {
+        size_t got = r->elements;
+        freeReplyObject(r);
+        fail_msg("%s: %zu records, expected %zu", q, got, n);
+    }
+    for (size_t i = 0; i < n; i++) {
+        const redisReply *f = r->element[i]->element[1];
+        assert_int_equal(f->elements, 4);
+        assert_string_equal(f->element[0]->str, "i");
+        assert_string_equal(f->element[1]->str, ids[i]);
+    }
+    freeReplyObject(r);
+}
+
+/* Three commits sent before the first is finished, finished in order: all land, once each, in
+ * the order sent (the last cursor wins); the connection refuses other commands meanwhile. */
+static void test_send_ahead(void **state)
+{
+    (void)state;
+    bus_commit_t *c1 = step_commit(g.bus, "t1", "s1", "1");
+    bus_commit_t *c2 = step_commit(g.bus, "t1", "s2", "2");
+    bus_commit_t *c3 = step_commit(g.bus, "t1", "s3", "3");
+    send_ok(g.bus, c1);
+    send_ok(g.bus, c2);
+    send_ok(g.bus, c3);
+    assert_null(redis_conn_command(g.redis, "PING")); /* the replies are not read yet */
+    finish_expect(g.bus, &c1, BUS_OK);
+    finish_expect(g.bus, &c2, BUS_OK);
+    finish_expect(g.bus, &c3, BUS_OK);
+    static const char *const ids[] = {"s1", "s2", "s3"};
+    expect_stream_ids("t1", ids, 3);
+    expect_hget("t:state", "cursor", "3");
+    expect_hget("t:count", "n", "3");
+    assert_int_equal(cmd_calls("xadd"), 3);
+    assert_int_equal(cmd_calls("hincrby"), 3);
+
+    /* the connection is free again: a plain run works, and sending ahead again too */
+    bus_commit_t *c = step_commit(g.bus, "t1", "s4", "4");
+    run_expect(g.bus, &c, BUS_OK);
+    c1 = step_commit(g.bus, "t1", "s5", "5");
+    c2 = step_commit(g.bus, "t1", "s6", "6");
+    send_ok(g.bus, c1);
+    send_ok(g.bus, c2);
+    finish_expect(g.bus, &c1, BUS_OK);
+    finish_expect(g.bus, &c2, BUS_OK);
+    static const char *const all[] = {"s1", "s2", "s3", "s4", "s5", "s6"};
+    expect_stream_ids("t1", all, 6);
+    expect_hget("t:state", "cursor", "6");
+    expect_hget("t:count", "n", "6");
+}
+
+/* Commits sent ahead consuming inputs: each input is consumed by its own commit; the same
+ * input twice in a row is committed once, the second a duplicate that writes nothing. */
+static void test_send_ahead_inputs(void **state)
+{
+    (void)state;
+    char e1[64], e2[64], e1again[64];
+    xadd_entry("t1", "in-1", "d1", e1, sizeof(e1));
+    xadd_entry("t1", "in-2", "d2", e2, sizeof(e2));
+    xadd_entry("t1", "in-1", "d1", e1again, sizeof(e1again)); /* redispatched copy */
+    bus_delivery_t d1 = {.edge = "t1", .entry_id = e1, .record_id = "in-1", .payload = "d1", .len = 2};
+    bus_delivery_t d2 = {.edge = "t1", .entry_id = e2, .record_id = "in-2", .payload = "d2", .len = 2};
+    bus_delivery_t d1again = {.edge = "t1", .entry_id = e1again, .record_id = "in-1", .payload = "d1", .len = 2};
+    bus_commit_t *c[3] = {bus_commit_new(g.bus, &d1), bus_commit_new(g.bus, &d2), bus_commit_new(g.bus, &d1again)};
+    assert_int_equal(bus_commit_add(c[0], "t2", "in-1.out", "o1", 2), 0);
+    assert_int_equal(bus_commit_add(c[1], "t2", "in-2.out", "o2", 2), 0);
+    assert_int_equal(bus_commit_add(c[2], "t2", "in-1.out", "o1", 2), 0);
+    bus_commit_hset(c[2], "t:dup", "f", "written");
+    for (int i = 0; i < 3; i++)
+        send_ok(g.bus, c[i]);
+    finish_expect(g.bus, &c[0], BUS_OK);
+    finish_expect(g.bus, &c[1], BUS_OK);
+    finish_expect(g.bus, &c[2], BUS_DUPLICATE); /* in-1 was committed by the first */
+    assert_int_equal(check_int("XLEN cb:bus:t1:q"), 0); /* all three entries acknowledged */
+    static const char *const ids[] = {"in-1.out", "in-2.out"};
+    expect_stream_ids("t2", ids, 2);
+    assert_int_equal(check_int("ZCARD cb:bus:t1:done"), 2);
+    expect_absent("t:dup");
+}
+
+/* Each commit sent ahead is atomic on its own: a fenced (or full) one writes nothing and does
+ * not undo the ones before or after it, which see each other's writes. */
+static void test_send_ahead_fenced(void **state)
+{
+    (void)state;
+    /* the first fenced, the second goes through */
+    check_ok("SET t:lease L2");
+    bus_commit_t *c1 = step_commit(g.bus, "t1", "f1", "1");
+    bus_commit_guard(c1, "t:lease", "L1");
+    bus_commit_hset(c1, "t:fenced", "f", "v");
+    bus_commit_t *c2 = step_commit(g.bus, "t1", "ok2", "2");
+    bus_commit_guard(c2, "t:lease", "L2");
+    send_ok(g.bus, c1);
+    send_ok(g.bus, c2);
+    finish_expect(g.bus, &c1, BUS_FENCED);
+    assert_non_null(strstr(bus_errstr(g.bus), "guard"));
+    finish_expect(g.bus, &c2, BUS_OK);
+    expect_absent("t:fenced");
+    static const char *const ids[] = {"ok2"};
+    expect_stream_ids("t1", ids, 1);
+    expect_hget("t:state", "cursor", "2");
+    expect_hget("t:count", "n", "1");
+
+    /* ok, fenced, ok: the third is not undone by the second, nor the first by either */
+    flush_all();
+    check_ok("SET t:lease L1");
+    bus_commit_t *c[3] = {step_commit(g.bus, "t1", "a", "1"), step_commit(g.bus, "t1", "b", "2"),
+                          step_commit(g.bus, "t1", "c", "3")};
+    bus_commit_guard(c[1], "t:lease", "other");
+    for (int i = 0; i < 3; i++)
+        send_ok(g.bus, c[i]);
+    finish_expect(g.bus, &c[0], BUS_OK);
+    finish_expect(g.bus, &c[1], BUS_FENCED);
+    finish_expect(g.bus, &c[2], BUS_OK);
+    static const char *const ac[] = {"a", "c"};
+    expect_stream_ids("t1", ac, 2);
+    expect_hget("t:state", "cursor", "3");
+    expect_hget("t:count", "n", "2");
+
+    /* a commit sent ahead sees the ones before it: the first fills the small edge to
+     * max_waiting, so the second is BUS_FULL; the third (another edge) goes through */
+    flush_all();
+    bus_commit_t *fill = bus_commit_new(g.small, NULL);
+    for (int i = 0; i < SMALL_MAX_WAITING; i++) {
+        char id[16];
+        snprintf(id, sizeof(id), "w%d", i);
+        assert_int_equal(bus_commit_add(fill, "t2", id, "p", 1), 0);
+    }
+    bus_commit_t *over = step_commit(g.small, "t2", "over", "over");
+    bus_commit_t *other = step_commit(g.small, "t3", "t3-1", "t3");
+    send_ok(g.small, fill);
+    send_ok(g.small, over);
+    send_ok(g.small, other);
+    finish_expect(g.small, &fill, BUS_OK);
+    finish_expect(g.small, &over, BUS_FULL);
+    finish_expect(g.small, &other, BUS_OK);
+    assert_int_equal(check_int("XLEN cb:bus:t2:q"), SMALL_MAX_WAITING);
+    static const char *const t3[] = {"t3-1"};
+    expect_stream_ids("t3", t3, 1);
+    expect_hget("t:state", "cursor", "t3");
+    expect_hget("t:count", "n", "1");
+}
+
+/* Destroying a sent commit finishes it: it lands, and the connection is usable at once. */
+static void test_destroy_sent(void **state)
+{
+    (void)state;
+    bus_commit_t *c1 = step_commit(g.bus, "t1", "d1", "1");
+    send_ok(g.bus, c1);
+    bus_commit_destroy(&c1);
+    assert_null(c1);
+    bus_commit_t *c2 = step_commit(g.bus, "t1", "d2", "2");
+    run_expect(g.bus, &c2, BUS_OK);
+    static const char *const ids[] = {"d1", "d2"};
+    expect_stream_ids("t1", ids, 2);
+    expect_hget("t:count", "n", "2");
+
+    /* two sent, destroyed in the order sent; then a plain command on the connection */
+    bus_commit_t *c3 = step_commit(g.bus, "t1", "d3", "3");
+    bus_commit_t *c4 = step_commit(g.bus, "t1", "d4", "4");
+    send_ok(g.bus, c3);
+    send_ok(g.bus, c4);
+    bus_commit_destroy(&c3);
+    bus_commit_destroy(&c4);
+    redisReply *r = redis_conn_command(g.redis, "PING");
+    if (!r)
+        fail_msg("PING after destroying sent commits: %s", redis_conn_errstr(g.redis));
+    assert_int_equal(r->type, REDIS_REPLY_STATUS);
+    assert_string_equal(r->str, "PONG");
+    freeReplyObject(r);
+    static const char *const all[] = {"d1", "d2", "d3", "d4"};
+    expect_stream_ids("t1", all, 4);
+    expect_hget("t:state", "cursor", "4");
+    expect_hget("t:count", "n", "4");
+}
+
+/* bus_commit_finish without a send, or a second time: BUS_ERROR with a reason, nothing
+ * written, nothing read from the connection (the commit can still run). */
+static void test_finish_unsent(void **state)
+{
+    (void)state;
+    bus_commit_t *c = step_commit(g.bus, "t1", "u1", "1");
+    assert_int_equal(bus_commit_finish(c), BUS_ERROR);
+    assert_non_null(strstr(bus_errstr(g.bus), "without being sent"));
+    expect_absent("cb:bus:t1:q");
+    expect_absent("t:state");
+    /* a commit sent ahead is not disturbed by another's finish without a send */
+    bus_commit_t *sent = step_commit(g.bus, "t1", "u2", "2");
+    send_ok(g.bus, sent);
+    assert_int_equal(bus_commit_finish(c), BUS_ERROR);
+    finish_expect(g.bus, &sent, BUS_OK);
+    /* finished once already: a second finish is an error too */
+    send_ok(g.bus, c);
+    assert_int_equal(bus_commit_finish(c), BUS_OK);
+    assert_int_equal(bus_commit_finish(c), BUS_ERROR);
+    assert_non_null(strstr(bus_errstr(g.bus), "without being sent"));
+    bus_commit_destroy(&c);
+    static const char *const ids[] = {"u2", "u1"};
+    expect_stream_ids("t1", ids, 2);
+    expect_hget("t:count", "n", "2");
+    expect_hget("t:state", "cursor", "1");
+}
+
+/* A commit refused by bus_commit_add: send returns -1 without touching the connection, finish
+ * is BUS_ERROR, nothing of it is written; commits sent around it are not disturbed. */
+static void test_send_invalid(void **state)
+{
+    (void)state;
+    bus_commit_t *bad = step_commit(g.bus, "t1", "bad", "bad");
+    assert_int_equal(bus_commit_add(bad, "Bad-Edge", "x", "p", 1), -1);
+    bus_commit_hset(bad, "t:bad", "f", "v");
+    assert_int_equal(bus_commit_send(bad), -1);
+    assert_non_null(strstr(bus_errstr(g.bus), "cannot add"));
+    assert_int_equal(bus_commit_finish(bad), BUS_ERROR);
+    assert_non_null(strstr(bus_errstr(g.bus), "cannot add")); /* the reason is kept */
+    expect_absent("cb:bus:t1:q");
+    expect_absent("t:bad");
+    expect_absent("t:state");
+
+    /* between two commits sent ahead */
+    bus_commit_t *c1 = step_commit(g.bus, "t1", "v1", "1");
+    bus_commit_t *c2 = step_commit(g.bus, "t1", "v2", "2");
+    send_ok(g.bus, c1);
+    assert_int_equal(bus_commit_send(bad), -1);
+    send_ok(g.bus, c2);
+    finish_expect(g.bus, &c1, BUS_OK);
+    finish_expect(g.bus, &bad, BUS_ERROR);
+    finish_expect(g.bus, &c2, BUS_OK);
+    static const char *const ids[] = {"v1", "v2"};
+    expect_stream_ids("t1", ids, 2);
+    expect_hget("t:state", "cursor", "2");
+    expect_hget("t:count", "n", "2");
+    expect_absent("t:bad");
+    /* an invalid commit that is destroyed unsent leaves the connection alone */
+    bad = step_commit(g.small, "t1", "big", "big");
+    char *big = calloc(SMALL_MAX_RECORD + 1, 1);
+    assert_non_null(big);
+    assert_int_equal(bus_commit_add(bad, "t1", "big2", big, SMALL_MAX_RECORD + 1), -1);
+    free(big);
+    assert_int_equal(bus_commit_send(bad), -1);
+    bus_commit_destroy(&bad);
+    bus_commit_t *c3 = step_commit(g.bus, "t1", "v3", "3");
+    run_expect(g.bus, &c3, BUS_OK);
+    expect_hget("t:count", "n", "3");
+}
+
+/* Commits sent ahead while the script is not loaded (SCRIPT FLUSH; a restarted Redis): every
+ * EVALSHA gets NOSCRIPT; the commits finished with another still pending are BUS_ERROR (none
+ * ran), the last one loads the script and runs. Run again, the failed ones land too; nothing
+ * lands twice. Note the order: the retried first commit now runs after the second, so the
+ * cursor ends at the first's value. */
+static void test_send_ahead_noscript(void **state)
+{
+    (void)state;
+    check_ok("SCRIPT FLUSH");
+    bus_commit_t *c1 = step_commit(g.bus, "t1", "n1", "1");
+    bus_commit_t *c2 = step_commit(g.bus, "t1", "n2", "2");
+    send_ok(g.bus, c1);
+    send_ok(g.bus, c2);
+    assert_int_equal(bus_commit_finish(c1), BUS_ERROR);
+    assert_non_null(strstr(bus_errstr(g.bus), "script not loaded"));
+    finish_expect(g.bus, &c2, BUS_OK);
+    static const char *const first[] = {"n2"};
+    expect_stream_ids("t1", first, 1);
+    expect_hget("t:count", "n", "1");
+    run_expect(g.bus, &c1, BUS_OK); /* the caller tries it again */
+    static const char *const both[] = {"n2", "n1"};
+    expect_stream_ids("t1", both, 2);
+    expect_hget("t:count", "n", "2");
+    expect_hget("t:state", "cursor", "1"); /* the first commit's write came last */
+    assert_int_equal(cmd_calls("eval"), 1);
+    assert_int_equal(cmd_calls("evalsha"), 3);
+}
+
+/* ---------------------------------------------------------------------------------------- */
 /* main                                                                                      */
 /* ---------------------------------------------------------------------------------------- */
 
@@ -1292,6 +1609,13 @@ int main(void)
         cmocka_unit_test_setup(test_input_commit, test_setup),
         cmocka_unit_test_setup(test_set_aside, test_setup),
         cmocka_unit_test_setup(test_error_writes_nothing, test_setup),
+        cmocka_unit_test_setup(test_send_ahead, test_setup),
+        cmocka_unit_test_setup(test_send_ahead_inputs, test_setup),
+        cmocka_unit_test_setup(test_send_ahead_fenced, test_setup),
+        cmocka_unit_test_setup(test_destroy_sent, test_setup),
+        cmocka_unit_test_setup(test_finish_unsent, test_setup),
+        cmocka_unit_test_setup(test_send_invalid, test_setup),
+        cmocka_unit_test_setup(test_send_ahead_noscript, test_setup),
         /* last: a crash in these ends a sanitizer run */
         cmocka_unit_test_setup(test_pexpire_new_key_grows, test_setup),
         cmocka_unit_test_setup(test_pexpire_first_key, test_setup),

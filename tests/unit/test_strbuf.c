@@ -1,11 +1,14 @@
 /*
  * test_strbuf.c - unit tests for common/strbuf.c: appends, the hard maximum, JSON string
- * escaping (control characters, invalid UTF-8 -> U+FFFD) and detach.
+ * escaping (control characters, invalid UTF-8 -> U+FFFD), detach, and the printf-free
+ * appends (strbuf_append_int, strbuf_appendv).
  */
+#include <inttypes.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -285,6 +288,216 @@ static void test_json_escape_overflow_rolls_back(void **state)
     strbuf_release(&sb);
 }
 
+/* ---------------------------------------------------------------- strbuf_append_int */
+
+static const struct {
+    int64_t v;
+    const char *text;
+} INT_CASES[] = {
+    {0, "0"},
+    {1, "1"},
+    {-1, "-1"},
+    {9, "9"},
+    {10, "10"},
+    {-10, "-10"},
+    {100, "100"},
+    {-99, "-99"},
+    {123456789, "123456789"},
+    {INT64_C(1000000000000), "1000000000000"},
+    {INT64_C(-4000000000), "-4000000000"},
+    {INT64_MAX, "9223372036854775807"},
+    {INT64_MAX - 1, "9223372036854775806"},
+    {INT64_MIN, "-9223372036854775808"},
+    {INT64_MIN + 1, "-9223372036854775807"},
+};
+
+static void test_append_int_table(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof(INT_CASES) / sizeof(INT_CASES[0]); i++) {
+        strbuf_t sb;
+        strbuf_init(&sb, 0);
+        if (strbuf_append_int(&sb, INT_CASES[i].v) != 0)
+            fail_msg("%s: refused", INT_CASES[i].text);
+        if (sb.len != strlen(INT_CASES[i].text) || strcmp(sb.data, INT_CASES[i].text) != 0)
+            fail_msg("%s: got [%s] (%zu bytes)", INT_CASES[i].text, sb.data, sb.len);
+        assert_false(sb.overflow);
+        strbuf_release(&sb);
+    }
+}
+
+/* Every power of ten and its neighbours, both signs, agree with printf. */
+static void test_append_int_matches_printf(void **state)
+{
+    (void)state;
+    strbuf_t sb;
+    strbuf_init(&sb, 0);
+    char want[32];
+    int64_t p = 1;
+    for (int e = 0; e <= 18; e++) {
+        if (e > 0)
+            p *= 10; /* 10^18 is the last power that fits: no overflow past it */
+        const int64_t values[] = {p - 1, p, p + 1, -(p - 1), -p, -(p + 1)};
+        for (size_t i = 0; i < sizeof(values) / sizeof(values[0]); i++) {
+            strbuf_reset(&sb);
+            assert_int_equal(strbuf_append_int(&sb, values[i]), 0);
+            int n = snprintf(want, sizeof(want), "%" PRId64, values[i]);
+            assert_int_equal(sb.len, (size_t)n);
+            assert_string_equal(sb.data, want);
+        }
+    }
+    strbuf_release(&sb);
+}
+
+/* Appended after existing text (and binary text), never replacing it. */
+static void test_append_int_after_text(void **state)
+{
+    (void)state;
+    strbuf_t sb;
+    strbuf_init(&sb, 0);
+    assert_int_equal(strbuf_appends(&sb, "n="), 0);
+    assert_int_equal(strbuf_append_int(&sb, -42), 0);
+    assert_int_equal(strbuf_append(&sb, " m=\0", 4), 0);
+    assert_int_equal(strbuf_append_int(&sb, 0), 0);
+    assert_int_equal(strbuf_append_int(&sb, INT64_MIN), 0);
+    assert_int_equal(strbuf_append_int(&sb, INT64_MAX), 0);
+    static const char want[] = "n=-42 m=\0" "0-92233720368547758089223372036854775807";
+    assert_int_equal(sb.len, sizeof(want) - 1);
+    assert_memory_equal(sb.data, want, sizeof(want)); /* with the terminating NUL */
+    strbuf_release(&sb);
+}
+
+/* strbuf_append_int keeps strbuf_append's contract: a number that does not fit whole is
+ * refused (-1), nothing of it is appended, overflow is set; exactly max is allowed. */
+static void test_append_int_max(void **state)
+{
+    (void)state;
+    strbuf_t sb;
+    /* INT64_MIN is 20 bytes: fits a max of 20 exactly, not 19 */
+    strbuf_init(&sb, 20);
+    assert_int_equal(strbuf_append_int(&sb, INT64_MIN), 0);
+    assert_int_equal(sb.len, 20);
+    assert_string_equal(sb.data, "-9223372036854775808");
+    assert_false(sb.overflow);
+    assert_int_equal(strbuf_append_int(&sb, 0), -1);
+    assert_true(sb.overflow);
+    assert_int_equal(sb.len, 20);
+    assert_string_equal(sb.data, "-9223372036854775808");
+    strbuf_release(&sb);
+
+    strbuf_init(&sb, 19);
+    assert_int_equal(strbuf_append_int(&sb, INT64_MIN), -1);
+    assert_true(sb.overflow);
+    assert_int_equal(sb.len, 0);
+    assert_null(sb.data); /* not even allocated */
+    assert_int_equal(strbuf_append_int(&sb, INT64_MAX), 0); /* 19 bytes: exactly max */
+    assert_string_equal(sb.data, "9223372036854775807");
+    strbuf_release(&sb);
+
+    /* after text: "ab" + "-1" > 3 is refused, "ab" + "7" fits exactly */
+    strbuf_init(&sb, 3);
+    assert_int_equal(strbuf_appends(&sb, "ab"), 0);
+    assert_int_equal(strbuf_append_int(&sb, -1), -1);
+    assert_true(sb.overflow);
+    assert_int_equal(sb.len, 2);
+    assert_string_equal(sb.data, "ab");
+    assert_int_equal(strbuf_append_int(&sb, 10), -1);
+    assert_string_equal(sb.data, "ab");
+    assert_int_equal(strbuf_append_int(&sb, 7), 0);
+    assert_int_equal(sb.len, 3);
+    assert_string_equal(sb.data, "ab7");
+    assert_true(sb.overflow); /* stays set until a reset */
+    strbuf_release(&sb);
+}
+
+/* ---------------------------------------------------------------- strbuf_appendv */
+
+static void test_appendv(void **state)
+{
+    (void)state;
+    strbuf_t sb;
+    strbuf_init(&sb, 0);
+    /* no parts: nothing appended, not even storage */
+    assert_int_equal(strbuf_appendv(&sb, NULL, 0), 0);
+    assert_int_equal(sb.len, 0);
+    assert_null(sb.data);
+    static const char *const parts[] = {"key", "=", "", "value", ";"};
+    assert_int_equal(strbuf_appendv(&sb, parts, 5), 0);
+    assert_int_equal(sb.len, 10);
+    assert_string_equal(sb.data, "key=value;");
+    /* after existing text, and a prefix of the array */
+    assert_int_equal(strbuf_appendv(&sb, parts, 2), 0);
+    assert_string_equal(sb.data, "key=value;key=");
+    /* only empty parts */
+    static const char *const empties[] = {"", "", ""};
+    assert_int_equal(strbuf_appendv(&sb, empties, 3), 0);
+    assert_int_equal(sb.len, 14);
+    assert_string_equal(sb.data, "key=value;key=");
+    assert_false(sb.overflow);
+    /* a long part forces growth in the middle of the vector */
+    char big[5000];
+    memset(big, 'z', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    const char *const grow[] = {"<", big, ">"};
+    assert_int_equal(strbuf_appendv(&sb, grow, 3), 0);
+    assert_int_equal(sb.len, 14 + 1 + 4999 + 1);
+    assert_int_equal(sb.data[14], '<');
+    assert_int_equal(sb.data[15], 'z');
+    assert_int_equal(sb.data[sb.len - 2], 'z');
+    assert_int_equal(sb.data[sb.len - 1], '>');
+    assert_int_equal(sb.data[sb.len], '\0');
+    strbuf_release(&sb);
+}
+
+/* strbuf_appendv against the maximum: parts that fit exactly are appended; a vector whose
+ * first part does not fit appends nothing. */
+static void test_appendv_max(void **state)
+{
+    (void)state;
+    strbuf_t sb;
+    strbuf_init(&sb, 10);
+    assert_int_equal(strbuf_appends(&sb, "12345"), 0);
+    static const char *const fit[] = {"ab", "", "cde"};
+    assert_int_equal(strbuf_appendv(&sb, fit, 3), 0); /* 5 + 5 = 10: exactly max */
+    assert_int_equal(sb.len, 10);
+    assert_string_equal(sb.data, "12345abcde");
+    assert_false(sb.overflow);
+    static const char *const one[] = {"x"};
+    assert_int_equal(strbuf_appendv(&sb, one, 1), -1);
+    assert_true(sb.overflow);
+    assert_int_equal(sb.len, 10);
+    assert_string_equal(sb.data, "12345abcde");
+    /* the first part alone is over max */
+    strbuf_reset(&sb);
+    static const char *const first_too_big[] = {"0123456789A", "b"};
+    assert_int_equal(strbuf_appendv(&sb, first_too_big, 2), -1);
+    assert_true(sb.overflow);
+    assert_int_equal(sb.len, 0);
+    assert_string_equal(sb.data, "");
+    strbuf_release(&sb);
+}
+
+/* FINDING: a vector whose later part would pass the maximum returns -1 and sets overflow, but
+ * keeps the parts before it: strbuf.h says "an append that would exceed it appends nothing",
+ * and strbuf_append_json_string rolls back in the same situation. This test pins down what
+ * strbuf.c does today (a partial append); when strbuf_appendv is made all-or-nothing, the
+ * expected contents below become "12345". */
+static void test_appendv_over_max_partial(void **state)
+{
+    (void)state;
+    strbuf_t sb;
+    strbuf_init(&sb, 10);
+    assert_int_equal(strbuf_appends(&sb, "12345"), 0);
+    static const char *const parts[] = {"ab", "cd", "ef"}; /* 7, 9, then 11 > 10 */
+    assert_int_equal(strbuf_appendv(&sb, parts, 3), -1);
+    assert_true(sb.overflow);
+    assert_int_equal(sb.len, 9);
+    assert_string_equal(sb.data, "12345abcd"); /* "ab" and "cd" stayed: partial */
+    assert_int_equal(strlen(sb.data), sb.len);  /* still a consistent buffer */
+    assert_true(sb.len <= sb.max);
+    strbuf_release(&sb);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -298,6 +511,13 @@ int main(void)
         cmocka_unit_test(test_json_escape_table),
         cmocka_unit_test(test_json_escape_exhaustive_pairs),
         cmocka_unit_test(test_json_escape_overflow_rolls_back),
+        cmocka_unit_test(test_append_int_table),
+        cmocka_unit_test(test_append_int_matches_printf),
+        cmocka_unit_test(test_append_int_after_text),
+        cmocka_unit_test(test_append_int_max),
+        cmocka_unit_test(test_appendv),
+        cmocka_unit_test(test_appendv_max),
+        cmocka_unit_test(test_appendv_over_max_partial),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
