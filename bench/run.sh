@@ -105,4 +105,13 @@ echo "fan-out: $FAN jobs (and $(rcli xlen cb:bus:events:q) events) on the bus $t
 grep -o "URL retrospection verdict.*" "$WORK/enricher.log" | cut -c1-200
 grep -oE "enricher: (verdict [^ ]+ planned|batch [^ ]+: building).*" "$WORK/enricher.log" | sed 's/ [0-9a-f-]\{36\}//'
 echo "automatic AOF rewrites started by Redis during the fan-out: $(($(rewrites) - rewrites_before))"
-kill -TERM "$(pid_of enricher)" "$(pid_of dispatch)"; wait "$(pid_of enricher)" "$(pid_of dispatch)" 2>/dev/null
+# the logger expands the batch's 200 initiation records into 200,000 lines (mail_logs, tracking)
+mkdir -p "$WORK/logs"
+printf '[logger]\ndirectory = %s\njson_file = %s\n' "$WORK/logs" "$WORK/logs/events.json" >>"$WORK/enricher.conf"
+start=$(now_ms)
+spawn logger "$BIN/clawback-logger" -c "$WORK/enricher.conf"
+events_drained() { [ "$(rcli xlen cb:bus:events:q)" -eq 0 ]; }
+wait_until 300 "the logger to write the fan-out's lines" events_drained
+echo "logger: $(grep -c "was initiated" "$WORK/logs/mail_logs") 'was initiated' lines and $(rcli eval "return #redis.call('KEYS', 'cb:trk:*')" 0) tracked messages $(($(now_ms) - start)) ms after it started (start-up included)"
+kill -TERM "$(pid_of enricher)" "$(pid_of dispatch)" "$(pid_of logger)"
+wait "$(pid_of enricher)" "$(pid_of dispatch)" "$(pid_of logger)" 2>/dev/null

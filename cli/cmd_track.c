@@ -175,7 +175,8 @@ static void track_collect_rcpts(track_t *t)
     /* copies are looked up sorted: a message may have thousands of recipients */
     for (size_t k = 0; k < t->n_rcpts; k++) {
         const batch_copy_t *copy =
-            bsearch(t->rcpts[k].address, t->copies, t->n_copies, sizeof(*t->copies), track_copy_cmp);
+            t->n_copies ? bsearch(t->rcpts[k].address, t->copies, t->n_copies, sizeof(*t->copies), track_copy_cmp)
+                        : NULL;
         if (copy) {
             t->rcpts[k].state = copy->state;
             t->rcpts[k].batch = copy->batch;

@@ -757,6 +757,10 @@ static void bus_argv_build(bus_commit_t *c)
 int bus_commit_send(bus_commit_t *c)
 {
     bus_t *self = c->bus;
+    if (c->sent) {
+        bus_set_error(self, "commit already sent");
+        return -1; /* the first send's outcome is still to be finished */
+    }
     c->send_failed = true;
     if (c->invalid) {
         bus_note_failed_commit(self, c);

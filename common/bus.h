@@ -143,7 +143,8 @@ bus_status_t bus_commit_run(bus_commit_t *commit);
  * finish then returns BUS_ERROR); finish waits for the outcome. Several commits may be sent
  * before the first is finished; they are finished in the order sent, and until then nothing
  * else may use the bus's Redis connection (destroying a sent commit finishes it). Each commit
- * is atomic on its own: one that fails does not undo the others. */
+ * is atomic on its own: one that fails does not undo the others, which may land before it is
+ * tried again. If the connection fails, every commit sent on it finishes with BUS_ERROR. */
 int bus_commit_send(bus_commit_t *commit);
 bus_status_t bus_commit_finish(bus_commit_t *commit);
 /* bus_commit_destroy - free; accepts NULL, clears the pointer. */

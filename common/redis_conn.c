@@ -22,6 +22,8 @@ struct redis_conn {
     struct timeval timeout; /* {0, 0}: none */
     redisContext *ctx;
     size_t pending;   /* commands appended but not read */
+    size_t evals;       /* script runs sent (redis_conn_eval_send), their replies not read */
+    size_t evals_lost;  /* runs sent on a connection that failed: their replies never come */
     char describe[300];
     char errstr[512];
 };
@@ -195,6 +197,8 @@ static void redis_conn_drop(redis_conn_t *self)
         redisFree(self->ctx);
     self->ctx = NULL;
     self->pending = 0;
+    self->evals_lost += self->evals; /* their redis_conn_eval_recv fail, in order, before any new run */
+    self->evals = 0;
 }
 
 void redis_conn_destroy(redis_conn_t **selfp)
@@ -473,17 +477,24 @@ int redis_conn_eval_send(redis_conn_t *self, redis_script_t *script, int nkeys, 
     redis_conn_sigpipe_restore(&guard);
     if (rc != 0) {
         redis_conn_set_error(self, "redis %s: %s", self->describe, self->ctx->err ? self->ctx->errstr : "write failed");
+        self->pending--; /* this run was not sent: its caller knows (-1) */
         redis_conn_drop(self);
+        return -1;
     }
-    return rc;
+    self->evals++;
+    return 0;
 }
 
 redisReply *redis_conn_eval_recv(redis_conn_t *self, redis_script_t *script, int nkeys, int argc,
                                  const char **argv, const size_t *argvlen)
 {
-    if (!self->ctx)
-        return NULL; /* the connection failed while the run was sent (errstr says how) */
-    if (self->pending == 0) {
+    if (self->evals_lost) {
+        /* sent on a connection that failed since: its reply is gone (the next ones' are not) */
+        self->evals_lost--;
+        redis_conn_set_error(self, "redis %s: the connection failed before the script's reply", self->describe);
+        return NULL;
+    }
+    if (!self->ctx || self->evals == 0) {
         redis_conn_set_error(self, "redis %s: no script run to wait for", self->describe);
         return NULL;
     }
@@ -496,10 +507,12 @@ redisReply *redis_conn_eval_recv(redis_conn_t *self, redis_script_t *script, int
         redis_conn_set_error(self, "redis %s: %s", self->describe, self->ctx->err ? self->ctx->errstr : "no reply");
         if (raw)
             freeReplyObject(raw);
+        self->evals--; /* this run's reply is lost with the connection, and reported now */
         redis_conn_drop(self);
         return NULL;
     }
     self->pending--;
+    self->evals--;
     redisReply *r = raw;
     if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0) {
         freeReplyObject(r);

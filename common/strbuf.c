@@ -84,9 +84,16 @@ int strbuf_append_int(strbuf_t *sb, int64_t v)
 
 int strbuf_appendv(strbuf_t *sb, const char *const *parts, size_t n)
 {
-    for (size_t i = 0; i < n; i++)
-        if (strbuf_appends(sb, parts[i]) < 0)
+    size_t before = sb->len;
+    for (size_t i = 0; i < n; i++) {
+        if (strbuf_appends(sb, parts[i]) < 0) {
+            /* all or nothing, as every append (overflow stays set) */
+            sb->len = before;
+            if (sb->data)
+                sb->data[before] = '\0';
             return -1;
+        }
+    }
     return 0;
 }
 

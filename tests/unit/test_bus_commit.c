@@ -1341,6 +1341,7 @@ static void test_send_ahead(void **state)
     send_ok(g.bus, c2);
     send_ok(g.bus, c3);
     assert_null(redis_conn_command(g.redis, "PING")); /* the replies are not read yet */
+    assert_non_null(strstr(redis_conn_errstr(g.redis), "pending"));
     finish_expect(g.bus, &c1, BUS_OK);
     finish_expect(g.bus, &c2, BUS_OK);
     finish_expect(g.bus, &c3, BUS_OK);
@@ -1589,6 +1590,50 @@ static void test_send_ahead_noscript(void **state)
     assert_int_equal(cmd_calls("evalsha"), 3);
 }
 
+/* A send that fails (the connection was reset) while an earlier commit is pending, then
+ * another commit sent, which reconnects: the commits sent on the lost connection finish with
+ * BUS_ERROR (nothing of them was written), the one sent after the reconnect with BUS_OK. */
+static void test_send_fails_with_one_pending(void **state)
+{
+    (void)state;
+    enum { MAX_B = 50 };
+    redisReply *r = redis_conn_command(g.redis, "CLIENT ID");
+    assert_non_null(r);
+    assert_int_equal(r->type, REDIS_REPLY_INTEGER);
+    long long id = r->integer;
+    freeReplyObject(r);
+    assert_int_equal(check_int("CLIENT KILL ID %lld", id), 1);
+    /* the first write after the server closed the connection is accepted by the kernel */
+    bus_commit_t *c1 = step_commit(g.bus, "t1", "k1", "1");
+    send_ok(g.bus, c1);
+    /* then a send fails, once the server's reset has arrived (bounded attempts) */
+    bus_commit_t *b[MAX_B] = {0};
+    int nb = 0, rc = 0;
+    int64_t deadline = now_ms() + WAIT_MS;
+    do {
+        b[nb] = step_commit(g.bus, "t1", "k2", "2");
+        rc = bus_commit_send(b[nb++]);
+        if (rc == 0)
+            pause_ms(POLL_MS);
+    } while (rc == 0 && nb < MAX_B && now_ms() < deadline);
+    if (rc == 0)
+        fail_msg("no send failed on a connection the server closed");
+    bus_commit_t *c3 = step_commit(g.bus, "t1", "k3", "3");
+    send_ok(g.bus, c3); /* reconnects */
+    finish_expect(g.bus, &c1, BUS_ERROR); /* k1 was never written */
+    for (int i = 0; i < nb; i++)
+        finish_expect(g.bus, &b[i], BUS_ERROR);
+    finish_expect(g.bus, &c3, BUS_OK); /* k3 was written */
+    static const char *const ids[] = {"k3"};
+    expect_stream_ids("t1", ids, 1);
+    expect_hget("t:state", "cursor", "3");
+    expect_hget("t:count", "n", "1");
+    /* the connection is usable afterwards */
+    bus_commit_t *c4 = step_commit(g.bus, "t1", "k4", "4");
+    run_expect(g.bus, &c4, BUS_OK);
+    expect_hget("t:count", "n", "2");
+}
+
 /* ---------------------------------------------------------------------------------------- */
 /* main                                                                                      */
 /* ---------------------------------------------------------------------------------------- */
@@ -1616,6 +1661,7 @@ int main(void)
         cmocka_unit_test_setup(test_finish_unsent, test_setup),
         cmocka_unit_test_setup(test_send_invalid, test_setup),
         cmocka_unit_test_setup(test_send_ahead_noscript, test_setup),
+        cmocka_unit_test_setup(test_send_fails_with_one_pending, test_setup),
         /* last: a crash in these ends a sanitizer run */
         cmocka_unit_test_setup(test_pexpire_new_key_grows, test_setup),
         cmocka_unit_test_setup(test_pexpire_first_key, test_setup),

@@ -1227,11 +1227,9 @@ static void test_eval_recv_nothing_pending(void **state)
 {
     (void)state;
     redis_conn_t *c = conn_to(&main_srv, 0, 1000);
-    /* never connected: NULL. FINDING: no reason is left on the connection (redis_conn.h: "every
-     * failure leaves a message"); eval_recv returns NULL at once when no context is open,
-     * assuming an earlier failure said why. Pinned down here; with a fix, expect "no script run". */
+    /* never connected: NULL, and why */
     assert_null(recv_incrby(c, "t:np", "1"));
-    assert_string_equal(redis_conn_errstr(c), "");
+    assert_contains(redis_conn_errstr(c), "no script run");
 
     expect_ping(c); /* connected */
     assert_null(recv_incrby(c, "t:np", "1"));
@@ -1383,12 +1381,8 @@ static void kill_client(redis_conn_t *c, redis_conn_t *ctl)
 }
 
 /* A send that fails (the connection was reset) while an earlier run is pending, then a new
- * send, which reconnects. FINDING: the failed send drops the connection and forgets the
- * pending count, so the earlier run's recv reads the reply of the run sent after the
- * reconnect: recv(A) returns C's result although A never ran, and recv(C) returns NULL ("no
- * script run") although C ran. bus_commit_send/finish inherit it (test_bus_commit.c,
- * test_send_fails_with_one_pending). This test pins down today's behaviour; with a fix,
- * recv(A) is NULL and recv(C) is C's reply (100). */
+ * send, which reconnects: the runs sent on the lost connection fail, in order (their replies
+ * are gone), and the run sent after the reconnect gets its own reply. */
 static void test_eval_send_fails_with_one_pending(void **state)
 {
     (void)state;
@@ -1415,12 +1409,12 @@ static void test_eval_send_fails_with_one_pending(void **state)
     assert_true(redis_conn_errstr(c)[0] != '\0');
     /* C: reconnects and runs */
     send_incrby(c, "t:sf:c", "100");
-    redisReply *ra = recv_incrby(c, "t:sf:a", "1");
-    assert_non_null(ra); /* should be NULL: A never ran */
-    expect_int_reply(ra, 100); /* C's result */
+    assert_null(recv_incrby(c, "t:sf:a", "1")); /* A never ran */
+    assert_contains(redis_conn_errstr(c), "connection failed before");
     for (int i = 0; i < sent_b; i++) /* the B runs that were "sent" (none ran) */
         assert_null(recv_incrby(c, "t:sf:b", "1"));
-    assert_null(recv_incrby(c, "t:sf:c", "100")); /* should be C's reply */
+    expect_int_reply(recv_incrby(c, "t:sf:c", "100"), 100); /* C's own reply */
+    assert_null(recv_incrby(c, "t:sf:c", "100")); /* nothing left */
     assert_contains(redis_conn_errstr(c), "no script run");
     expect_counter(c, "t:sf:a", 1); /* A did not run */
     expect_counter(c, "t:sf:b", 0);
