@@ -249,13 +249,7 @@ void batch_uuid_from(const char *seed, char out[BATCH_UUID_LEN + 1])
     batch_sha256(seed, md);
     md[6] = (unsigned char)((md[6] & 0x0f) | 0x80); /* version 8: custom */
     md[8] = (unsigned char)((md[8] & 0x3f) | 0x80); /* RFC 9562 variant */
-    size_t o = 0;
-    for (int i = 0; i < 16; i++) {
-        if (i == 4 || i == 6 || i == 8 || i == 10)
-            out[o++] = '-';
-        o += (size_t)snprintf(out + o, 3, "%02x", md[i]);
-    }
-    out[o] = '\0';
+    util_uuid_text(md, out);
 }
 
 bool batch_uuid_valid(const char *s)

@@ -448,20 +448,6 @@ static void record_encode(msgpack_sbuffer *sb, int64_t mid, int64_t time_offset,
         msgpack_pack_int(&pk, 0); /* delivered */
 }
 
-static void uuid_text(const unsigned char b[16], char out[37])
-{
-    /* 8-4-4-4-12 lower-case hex, by hand: once per record a fan-out reads */
-    static const char hex[] = "0123456789abcdef";
-    size_t o = 0;
-    for (int i = 0; i < 16; i++) {
-        if (i == 4 || i == 6 || i == 8 || i == 10)
-            out[o++] = '-';
-        out[o++] = hex[b[i] >> 4];
-        out[o++] = hex[b[i] & 15];
-    }
-    out[o] = '\0';
-}
-
 /* email_id_of - the email id of a MID: a version-4-shaped UUID made of the keyed hash of the
  * MID, so it needs no storage and cannot be guessed or forged without the index's key. */
 static void email_id_of(mindex_t *self, int64_t mid, char out[37])
@@ -487,7 +473,7 @@ static void email_id_of(mindex_t *self, int64_t mid, char out[37])
     }
     u[6] = (unsigned char)(0x40 | (u[6] & 0x0F));
     u[8] = (unsigned char)(0x80 | (u[8] & 0x3F));
-    uuid_text(u, out);
+    util_uuid_text(u, out);
 }
 
 int mindex_email_id(mindex_t *self, int64_t mid, char out[37])

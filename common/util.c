@@ -113,13 +113,18 @@ void util_uuid(char out[37])
     util_uuid_used += 16;
     u[6] = (unsigned char)((u[6] & 0x0f) | 0x40); /* version 4 */
     u[8] = (unsigned char)((u[8] & 0x3f) | 0x80); /* RFC 9562 variant */
+    util_uuid_text(u, out);
+}
+
+void util_uuid_text(const unsigned char bytes[16], char out[37])
+{
     static const char hex[] = "0123456789abcdef";
     size_t o = 0;
     for (int i = 0; i < 16; i++) {
         if (i == 4 || i == 6 || i == 8 || i == 10)
             out[o++] = '-';
-        out[o++] = hex[u[i] >> 4];
-        out[o++] = hex[u[i] & 15];
+        out[o++] = hex[bytes[i] >> 4];
+        out[o++] = hex[bytes[i] & 15];
     }
     out[o] = '\0';
 }

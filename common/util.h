@@ -28,6 +28,8 @@ char *util_xstrndup(const char *s, size_t n);
 
 /* util_uuid - write a random (v4) UUID in canonical lower-case form into out[37]. */
 void util_uuid(char out[37]);
+/* util_uuid_text - 16 bytes in the canonical 8-4-4-4-12 lower-case hex form, into out[37]. */
+void util_uuid_text(const unsigned char bytes[16], char out[37]);
 
 /* util_strlcpy - copy with truncation, always NUL-terminated; returns strlen(src). */
 size_t util_strlcpy(char *dst, const char *src, size_t size);
