@@ -27,29 +27,11 @@ void batch_track_key(char *out, size_t size, int64_t mid)
     snprintf(out, size, "cb:trk:%" PRId64, mid);
 }
 
-/* batch_put_int - write v in decimal at out; the length. */
-static size_t batch_put_int(char *out, int64_t v)
-{
-    char tmp[24];
-    size_t n = 0;
-    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
-    do {
-        tmp[n++] = (char)('0' + u % 10);
-        u /= 10;
-    } while (u);
-    size_t len = 0;
-    if (v < 0)
-        out[len++] = '-';
-    while (n)
-        out[len++] = tmp[--n];
-    return len;
-}
-
 /* batch_field_into - "<mid><sep><s>" into out (BATCH_FIELD_MAX bytes; s cut to fit). */
 #define BATCH_FIELD_MAX 512
 static void batch_field_into(char out[BATCH_FIELD_MAX], int64_t mid, const char *sep, const char *s)
 {
-    size_t len = batch_put_int(out, mid);
+    size_t len = util_put_int(out, mid);
     size_t n = strlen(sep);
     memcpy(out + len, sep, n);
     len += n;
@@ -277,7 +259,7 @@ void batch_job_id(const char *uuid, int64_t mid, const char *rcpt, char out[RECO
     memcpy(out + len, uuid, n);
     len += n;
     out[len++] = ':';
-    len += batch_put_int(out + len, mid);
+    len += util_put_int(out + len, mid);
     out[len++] = ':';
     for (int i = 0; i < 8; i++) {
         out[len++] = hex[md[i] >> 4];

@@ -452,20 +452,11 @@ static void record_encode(msgpack_sbuffer *sb, int64_t mid, int64_t time_offset,
  * MID, so it needs no storage and cannot be guessed or forged without the index's key. */
 static void email_id_of(mindex_t *self, int64_t mid, char out[37])
 {
-    char m[24], digits[24];
-    int n = 0, d = 0;
-    uint64_t rest = mid < 0 ? (uint64_t)0 - (uint64_t)mid : (uint64_t)mid; /* "%lld", by hand */
-    do {
-        digits[d++] = (char)('0' + rest % 10);
-        rest /= 10;
-    } while (rest);
-    if (mid < 0)
-        m[n++] = '-';
-    while (d)
-        m[n++] = digits[--d];
-    uint64_t a = value_hash(self, MINDEX_EMAIL_ID, m, (size_t)n);
+    char m[24];
+    size_t n = util_put_int(m, mid);
+    uint64_t a = value_hash(self, MINDEX_EMAIL_ID, m, n);
     m[n] = '#';
-    uint64_t b = value_hash(self, MINDEX_EMAIL_ID, m, (size_t)n + 1);
+    uint64_t b = value_hash(self, MINDEX_EMAIL_ID, m, n + 1);
     unsigned char u[16];
     for (int i = 0; i < 8; i++) {
         u[i] = (unsigned char)(a >> (56 - 8 * i));
@@ -818,23 +809,6 @@ static void window(const mindex_t *self, int64_t *first, int64_t *last, int64_t 
     *last = partition_of(self, now) + 1; /* a clock a little ahead on another host */
 }
 
-/* peek_uint - a msgpack unsigned integer at *pos; false when it is something else or cut. */
-static bool peek_uint(const unsigned char *p, size_t len, size_t *pos, uint64_t *out)
-{
-    if (*pos >= len)
-        return false;
-    unsigned char t = p[*pos];
-    size_t n = t <= 0x7f ? 0 : t == 0xcc ? 1 : t == 0xcd ? 2 : t == 0xce ? 4 : t == 0xcf ? 8 : 9;
-    if (n == 9 || *pos + 1 + n > len)
-        return false;
-    uint64_t v = n == 0 ? t : 0;
-    for (size_t i = 0; i < n; i++)
-        v = v << 8 | p[*pos + 1 + i];
-    *pos += 1 + n;
-    *out = v;
-    return true;
-}
-
 /* A bounded reader of the msgpack a stored record is made of (record_encode): each read checks
  * the type and that the bytes are there, so a damaged record is refused, never overrun. */
 typedef struct {
@@ -881,9 +855,43 @@ static bool mp_array(mp_cursor_t *c, size_t *n)
     return true;
 }
 
+/* mp_uint - a msgpack unsigned integer. */
 static bool mp_uint(mp_cursor_t *c, uint64_t *v)
 {
-    return peek_uint(c->p, c->len, &c->pos, v);
+    if (c->pos >= c->len)
+        return false;
+    unsigned char t = c->p[c->pos];
+    size_t n = t <= 0x7f ? 0 : t == 0xcc ? 1 : t == 0xcd ? 2 : t == 0xce ? 4 : t == 0xcf ? 8 : 9;
+    if (n == 9 || c->pos + 1 + n > c->len)
+        return false;
+    c->pos++;
+    *v = n == 0 ? t : mp_be(c, n);
+    c->pos += n;
+    return true;
+}
+
+/* record_head - the start of a stored record (record_encode): its array header (n_fields
+ * elements), version, and its MID and delivery time from the offsets that follow. */
+static bool record_head(const mindex_t *self, mp_cursor_t *c, int64_t part, int64_t bucket, size_t *n_fields,
+                        int64_t *mid, int64_t *time_ms)
+{
+    uint64_t version, offset, ms;
+    if (!mp_array(c, n_fields) || !mp_uint(c, &version) || version != MINDEX_RECORD_VERSION || !mp_uint(c, &offset) ||
+        offset >= MINDEX_RECORDS_PER_BUCKET || !mp_uint(c, &ms) || ms > (uint64_t)self->partition_ms)
+        return false;
+    *mid = bucket * MINDEX_RECORDS_PER_BUCKET + 1 + (int64_t)offset;
+    *time_ms = part * self->partition_ms + (int64_t)ms;
+    return true;
+}
+
+/* record_peek - the MID and time of a stored record, read from its first fields without
+ * decoding the rest (a look-up only needs to know the record is there). 0 or -1. */
+static int record_peek(const mindex_t *self, const char *buf, size_t len, int64_t part, int64_t bucket, int64_t *mid,
+                       int64_t *time_ms)
+{
+    mp_cursor_t c = {(const unsigned char *)buf, len, 0};
+    size_t n_fields;
+    return record_head(self, &c, part, bucket, &n_fields, mid, time_ms) ? 0 : -1;
 }
 
 /* mp_bytes - a str (bin: a bin) or nil (*s NULL). */
@@ -923,12 +931,11 @@ static int record_decode(const mindex_t *self, const char *buf, size_t len, int6
     memset(rec, 0, sizeof(*rec));
     mp_cursor_t c = {(const unsigned char *)buf, len, 0};
     size_t n_fields, n_rcpts, n_states;
-    uint64_t version, offset, ms, dir;
+    uint64_t dir;
+    int64_t mid, time_ms;
     const char *str[5]; /* message_id, subject, sender, sender IP (bin), queue_id */
     size_t str_len[5];
-    if (!mp_array(&c, &n_fields) || n_fields < 11 || !mp_uint(&c, &version) || version != MINDEX_RECORD_VERSION ||
-        !mp_uint(&c, &offset) || offset >= MINDEX_RECORDS_PER_BUCKET || !mp_uint(&c, &ms) ||
-        ms > (uint64_t)self->partition_ms || !mp_uint(&c, &dir))
+    if (!record_head(self, &c, part, bucket, &n_fields, &mid, &time_ms) || n_fields < 11 || !mp_uint(&c, &dir))
         return -1;
     for (int i = 0; i < 5; i++)
         if (!mp_bytes(&c, i == 3, &str[i], &str_len[i]))
@@ -950,8 +957,8 @@ static int record_decode(const mindex_t *self, const char *buf, size_t len, int6
     if (str[3] && (str_len[3] == 4 || str_len[3] == 16) &&
         !inet_ntop(str_len[3] == 4 ? AF_INET : AF_INET6, str[3], ip, sizeof(ip)))
         ip[0] = '\0';
-    rec->mid = bucket * MINDEX_RECORDS_PER_BUCKET + 1 + (int64_t)offset;
-    rec->time_ms = part * self->partition_ms + (int64_t)ms;
+    rec->mid = mid;
+    rec->time_ms = time_ms;
     const char *direction = dir == 1 ? "outgoing" : "incoming";
     size_t bytes = (n_rcpts ? n_rcpts : 1) * sizeof(*rec->rcpts) + strlen(direction) + 1 + strlen(ip) + 1 + rcpt_bytes;
     for (int i = 0; i < 5; i++)
@@ -1029,32 +1036,6 @@ static int find_record(const mindex_t *self, const char *buf, size_t len, int64_
         off += 3 + n;
     }
     return found;
-}
-
-/* record_peek - the MID and time of a stored record, read from its first fields without
- * decoding the rest (a look-up only needs to know the record is there). 0 or -1. */
-static int record_peek(const mindex_t *self, const char *buf, size_t len, int64_t part, int64_t bucket, int64_t *mid,
-                       int64_t *time_ms)
-{
-    const unsigned char *p = (const unsigned char *)buf;
-    size_t pos = 1;
-    if (len < 1)
-        return -1;
-    if (p[0] >= 0x90 && p[0] <= 0x9f)
-        pos = 1;
-    else if (p[0] == 0xdc)
-        pos = 3;
-    else if (p[0] == 0xdd)
-        pos = 5;
-    else
-        return -1;
-    uint64_t version, offset, ms;
-    if (!peek_uint(p, len, &pos, &version) || version != MINDEX_RECORD_VERSION || !peek_uint(p, len, &pos, &offset) ||
-        offset >= MINDEX_RECORDS_PER_BUCKET || !peek_uint(p, len, &pos, &ms) || ms > (uint64_t)self->partition_ms)
-        return -1;
-    *mid = bucket * MINDEX_RECORDS_PER_BUCKET + 1 + (int64_t)offset;
-    *time_ms = part * self->partition_ms + (int64_t)ms;
-    return 0;
 }
 
 /* records_present - the MIDs of the records in one record bucket delivered at or after

@@ -70,16 +70,8 @@ int strbuf_appends(strbuf_t *sb, const char *s)
 
 int strbuf_append_int(strbuf_t *sb, int64_t v)
 {
-    char tmp[24];
-    size_t n = sizeof(tmp);
-    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
-    do {
-        tmp[--n] = (char)('0' + u % 10);
-        u /= 10;
-    } while (u);
-    if (v < 0)
-        tmp[--n] = '-';
-    return strbuf_append(sb, tmp + n, sizeof(tmp) - n);
+    char digits[24];
+    return strbuf_append(sb, digits, util_put_int(digits, v));
 }
 
 int strbuf_appendv(strbuf_t *sb, const char *const *parts, size_t n)

@@ -116,6 +116,22 @@ void util_uuid(char out[37])
     util_uuid_text(u, out);
 }
 
+size_t util_put_int(char *out, int64_t v)
+{
+    char digits[20];
+    size_t n = 0, len = 0;
+    uint64_t rest = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+    do {
+        digits[n++] = (char)('0' + rest % 10);
+        rest /= 10;
+    } while (rest);
+    if (v < 0)
+        out[len++] = '-';
+    while (n)
+        out[len++] = digits[--n];
+    return len;
+}
+
 void util_uuid_text(const unsigned char bytes[16], char out[37])
 {
     static const char hex[] = "0123456789abcdef";

@@ -28,6 +28,9 @@ char *util_xstrndup(const char *s, size_t n);
 
 /* util_uuid - write a random (v4) UUID in canonical lower-case form into out[37]. */
 void util_uuid(char out[37]);
+/* util_put_int - v in decimal at out (at least 21 bytes, not NUL-terminated); the length. As
+ * printf's "%lld" without printf: for text built by the thousand. */
+size_t util_put_int(char *out, int64_t v);
 /* util_uuid_text - 16 bytes in the canonical 8-4-4-4-12 lower-case hex form, into out[37]. */
 void util_uuid_text(const unsigned char bytes[16], char out[37]);
 
