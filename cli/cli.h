@@ -37,6 +37,9 @@ config_t *cli_config(cli_t *cli);
 
 /* cli_redis - a connection to the configured Redis; NULL after printing why. Caller owns. */
 redis_conn_t *cli_redis(const config_t *cfg);
+/* cli_connect - cli_config then cli_redis, for a command that needs nothing else of the
+ * configuration; NULL after printing why. Caller owns. */
+redis_conn_t *cli_connect(cli_t *cli);
 
 int cli_cmd_config(cli_t *cli, int argc, char **argv);
 int cli_cmd_queues(cli_t *cli, int argc, char **argv);

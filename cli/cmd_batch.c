@@ -427,11 +427,7 @@ int cli_cmd_batch(cli_t *cli, int argc, char **argv)
         fprintf(stderr, "clawback batch: bad batch id '%s' (a UUID in lowercase hex)\n", uuid);
         return CLI_USAGE;
     }
-    config_t *cfg = cli_config(cli);
-    if (!cfg)
-        return CLI_FAILURE;
-    redis_conn_t *redis = cli_redis(cfg);
-    config_destroy(&cfg);
+    redis_conn_t *redis = cli_connect(cli);
     if (!redis)
         return CLI_FAILURE;
     strbuf_t out;

@@ -21,11 +21,7 @@ int cli_cmd_queues(cli_t *cli, int argc, char **argv)
         else
             return CLI_USAGE;
     }
-    config_t *cfg = cli_config(cli);
-    if (!cfg)
-        return CLI_FAILURE;
-    redis_conn_t *redis = cli_redis(cfg);
-    config_destroy(&cfg);
+    redis_conn_t *redis = cli_connect(cli);
     if (!redis)
         return CLI_FAILURE;
     size_t n;

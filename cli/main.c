@@ -120,6 +120,16 @@ redis_conn_t *cli_redis(const config_t *cfg)
     return redis;
 }
 
+redis_conn_t *cli_connect(cli_t *cli)
+{
+    config_t *cfg = cli_config(cli);
+    if (!cfg)
+        return NULL;
+    redis_conn_t *redis = cli_redis(cfg);
+    config_destroy(&cfg);
+    return redis;
+}
+
 int main(int argc, char **argv)
 {
     static const struct option longopts[] = {{"config", required_argument, NULL, 'c'},

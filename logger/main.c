@@ -81,10 +81,20 @@ static int logger_commit(bus_t *bus, bus_commit_t **c, const bus_delivery_t *d)
 
 static int logger_on_initiation(logger_t *logger, bus_t *bus, const bus_delivery_t *delivery);
 
-/* logger_tracked - whether lines of this log about a message go to its tracking. */
-static bool logger_tracked(const char *log)
+/* logger_line - write one line where it belongs and, when it is about a message (mail_logs or
+ * tracking, with a MID), add it to that message's tracking as member id, in *c (started, to
+ * consume d, on first use). 0 or -1. */
+static int logger_line(logger_t *logger, bus_t *bus, const bus_delivery_t *d, bus_commit_t **c,
+                       const record_event_t *line, const char *id)
 {
-    return !strcmp(log, "mail_logs") || !strcmp(log, "tracking");
+    if (logger_write(logger, line) != 0)
+        return -1;
+    if (line->mid > 0 && (!strcmp(line->log, "mail_logs") || !strcmp(line->log, "tracking"))) {
+        if (!*c)
+            *c = bus_commit_new(bus, d);
+        logger_track(logger, *c, line->mid, line->time_ms, id, line->message);
+    }
+    return 0;
 }
 
 /* logger_on_event - write an event's line and its further lines (event v2), and track those
@@ -112,12 +122,7 @@ static int logger_on_event(bus_t *bus, const bus_delivery_t *delivery, void *sta
             line.message = l->message;
             snprintf(id, sizeof(id), "%s/%04zu", event.id, i); /* members of one time sort in line order */
         }
-        rc = logger_write(logger, &line);
-        if (rc == 0 && line.mid > 0 && logger_tracked(line.log)) {
-            if (!c)
-                c = bus_commit_new(bus, delivery);
-            logger_track(logger, c, line.mid, line.time_ms, id, line.message);
-        }
+        rc = logger_line(logger, bus, delivery, &c, &line, id);
     }
     if (rc == 0 && c)
         rc = logger_commit(bus, &c, delivery);
@@ -134,7 +139,7 @@ static int logger_on_initiation(logger_t *logger, bus_t *bus, const bus_delivery
     record_initiation_t in;
     if (daemon_decode(bus, delivery, &RECORD_DESC_initiation, &in) < 0)
         return 0;
-    bus_commit_t *c = bus_commit_new(bus, delivery);
+    bus_commit_t *c = NULL;
     strbuf_t text;
     strbuf_init(&text, 0);
     int rc = 0;
@@ -154,14 +159,12 @@ static int logger_on_initiation(logger_t *logger, bus_t *bus, const bus_delivery
                                    .mid = m->mid,
                                    .batch = in.batch,
                                    .message = text.data};
-            rc = logger_write(logger, &line);
             char id[RECORD_MAX_ID + 24];
             snprintf(id, sizeof(id), "%s/%04zu", in.id, 2 * i + (size_t)k); /* one time: sorted in line order */
-            if (rc == 0 && m->mid > 0)
-                logger_track(logger, c, m->mid, in.time_ms, id, text.data);
+            rc = logger_line(logger, bus, delivery, &c, &line, id);
         }
     }
-    if (rc == 0)
+    if (rc == 0 && c)
         rc = logger_commit(bus, &c, delivery);
     bus_commit_destroy(&c);
     strbuf_release(&text);
