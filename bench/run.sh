@@ -95,6 +95,8 @@ enricher_ready() { grep -q "verdicts: connected to dispatcher" "$WORK/enricher.l
 wait_until 30 "the enricher to connect" enricher_ready
 rewrites() { grep -c "Starting automatic rewriting of AOF" "$WORK/redis.log"; }
 rewrites_before=$(rewrites)
+aof_size() { rcli info persistence | awk -F: '/^aof_current_size/ {print $2 + 0}'; }
+aof_before=$(aof_size)
 start=$(now_ms)
 "$ROOT/$BUILD/tests/bus_peer" -c "$WORK/enricher.conf" verdict --value "http://parcel-track.example/t?id=42" >/dev/null
 jobs_out() { [ "$(rcli xlen cb:bus:jobs:q)" -ge "$FAN" ]; }
@@ -104,7 +106,7 @@ rss=$(awk '/VmHWM/ {print $2}' "/proc/$(pid_of enricher)/status")
 echo "fan-out: $FAN jobs (and $(rcli xlen cb:bus:events:q) events) on the bus $took ms after the verdict was committed; enricher peak RSS $((rss / 1024)) MB"
 grep -o "URL retrospection verdict.*" "$WORK/enricher.log" | cut -c1-200
 grep -oE "enricher: (verdict [^ ]+ planned|batch [^ ]+: building).*" "$WORK/enricher.log" | sed 's/ [0-9a-f-]\{36\}//'
-echo "automatic AOF rewrites started by Redis during the fan-out: $(($(rewrites) - rewrites_before))"
+echo "automatic AOF rewrites started by Redis during the fan-out: $(($(rewrites) - rewrites_before)); AOF size $((aof_before / 1048576)) MB before it, $(($(aof_size) / 1048576)) MB after"
 # the logger expands the batch's 200 initiation records into 200,000 lines (mail_logs, tracking)
 mkdir -p "$WORK/logs"
 printf '[logger]\ndirectory = %s\njson_file = %s\n' "$WORK/logs" "$WORK/logs/events.json" >>"$WORK/enricher.conf"

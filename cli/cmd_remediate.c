@@ -161,7 +161,6 @@ static int remediate_chunk(cli_env_t *e, const policy_t *policy, const mindex_re
             job.id = util_xstrdup(id);
             job.batch = (char *)uuid;
             job.mid = r->mid;
-            job.email_id = (char *)r->email_id;
             job.message_id = r->message_id ? r->message_id : (char *)"";
             job.recipient = (char *)rcpt;
             job.action = (char *)action;

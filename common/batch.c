@@ -209,9 +209,9 @@ void batch_commit_job_list(bus_commit_t *c, const char *uuid, const char *id, co
     bus_commit_pexpire(c, jkey, ttl_ms);
 }
 
-/* batch_sha256 - the SHA-256 of s (once per job of a fan-out: the digest is fetched once per
- * thread, and its context reused). */
-static void batch_sha256(const char *s, unsigned char md[32])
+/* batch_sha256 - the SHA-256 of s, or of s, a newline and then when then is not NULL (once per
+ * job of a fan-out: the digest is fetched once per thread, and its context reused). */
+static void batch_sha256(const char *s, const char *then, unsigned char md[32])
 {
     static _Thread_local EVP_MD *sha256;
     static _Thread_local EVP_MD_CTX *ctx;
@@ -221,6 +221,7 @@ static void batch_sha256(const char *s, unsigned char md[32])
         ctx = EVP_MD_CTX_new();
     unsigned int len = 0;
     if (!sha256 || !ctx || !EVP_DigestInit_ex(ctx, sha256, NULL) || !EVP_DigestUpdate(ctx, s, strlen(s)) ||
+        (then && (!EVP_DigestUpdate(ctx, "\n", 1) || !EVP_DigestUpdate(ctx, then, strlen(then)))) ||
         !EVP_DigestFinal_ex(ctx, md, &len))
         memset(md, 0, 32); /* only on allocation failure; ids stay well-formed */
 }
@@ -228,7 +229,7 @@ static void batch_sha256(const char *s, unsigned char md[32])
 void batch_uuid_from(const char *seed, char out[BATCH_UUID_LEN + 1])
 {
     unsigned char md[32];
-    batch_sha256(seed, md);
+    batch_sha256(seed, NULL, md);
     md[6] = (unsigned char)((md[6] & 0x0f) | 0x80); /* version 8: custom */
     md[8] = (unsigned char)((md[8] & 0x3f) | 0x80); /* RFC 9562 variant */
     util_uuid_text(md, out);
@@ -248,16 +249,13 @@ bool batch_uuid_valid(const char *s)
 
 void batch_job_id(const char *uuid, int64_t mid, const char *rcpt, char out[RECORD_MAX_ID + 1])
 {
-    /* "j:<uuid>:<mid>:<16 hex>", at most 2 + 36 + 1 + 20 + 1 + 16 bytes; built by hand (once
-     * per job of a fan-out) */
+    /* "j:<mid>:<16 hex>", at most 2 + 20 + 1 + 16 bytes; built by hand (once per job of a
+     * fan-out, and carried twice by each job and its result: short) */
     static const char hex[] = "0123456789abcdef";
     unsigned char md[32];
-    batch_sha256(rcpt, md);
-    size_t len = 0, n = strnlen(uuid, BATCH_UUID_LEN);
+    batch_sha256(uuid, rcpt, md);
+    size_t len = 0;
     out[len++] = 'j';
-    out[len++] = ':';
-    memcpy(out + len, uuid, n);
-    len += n;
     out[len++] = ':';
     len += util_put_int(out + len, mid);
     out[len++] = ':';

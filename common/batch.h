@@ -16,8 +16,10 @@
  *                                 while the batch awaits approval, until a state is written)
  *   cb:batch:<uuid>:held   list   encoded job records of a batch waiting for approval
  *   cb:batches             zset   batch uuid, score = creation time (listing, trimmed)
- *   cb:copies:<mid / 1024> hash   the copies of 1024 consecutive messages (a fan-out to
- *                                 thousands of messages writes a few keys, not thousands):
+ *   cb:copies:<mid / 128>  hash   the copies of 128 consecutive messages (a fan-out to
+ *                                 thousands of messages writes a few keys, not thousands;
+ *                                 small enough that Redis keeps each in its compact listpack
+ *                                 form, whose look-ups scan: 1024 made them 10x slower):
  *                                 "<mid> job:<recipient>" -> uuid of the batch that claimed
  *                                 the copy (no other verdict makes a job for it while claimed);
  *                                 "<mid> state:<recipient>" -> its last job state (a claim
@@ -58,10 +60,10 @@
 
 /* batch_key - cb:batch:<uuid>; suffix NULL, or "jobs" / "held" for the batch's other keys. */
 void batch_key(char *out, size_t size, const char *uuid, const char *suffix);
-#define BATCH_COPIES_SHARD 1024 /* messages per cb:copies key */
+#define BATCH_COPIES_SHARD 128 /* messages per cb:copies key */
 #define BATCH_JOB_LIST_PREFIX '@' /* a cb:batch:<uuid>:jobs field listing jobs */
 
-/* batch_copies_key - cb:copies:<mid / 1024>; batch_track_key - cb:trk:<mid>. */
+/* batch_copies_key - cb:copies:<mid / 128>; batch_track_key - cb:trk:<mid>. */
 void batch_copies_key(char *out, size_t size, int64_t mid);
 void batch_track_key(char *out, size_t size, int64_t mid);
 /* batch_job_field - "<mid> <recipient>" (cb:batch:<uuid>:jobs). Caller frees. */
@@ -113,8 +115,9 @@ void batch_commit_job_list(bus_commit_t *c, const char *uuid, const char *id, co
 void batch_uuid_from(const char *seed, char out[BATCH_UUID_LEN + 1]);
 /* batch_uuid_valid - whether s is a UUID in the 8-4-4-4-12 lowercase hex form. */
 bool batch_uuid_valid(const char *s);
-/* batch_job_id - the record id of the job of (batch, mid, recipient): "j:<uuid>:<mid>:<16 hex of
- * SHA-256(recipient)>", at most RECORD_MAX_ID bytes. */
+/* batch_job_id - the record id of the job of (batch, mid, recipient): "j:<mid>:<16 hex of
+ * SHA-256(batch UUID, newline, recipient)>", at most 39 bytes. Unique per (batch, message,
+ * recipient): a copy retried by a later batch gets a new id. */
 void batch_job_id(const char *uuid, int64_t mid, const char *rcpt, char out[RECORD_MAX_ID + 1]);
 
 /* batch_job_initiator, batch_job_source - who initiated a job and from where: its own fields,

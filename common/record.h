@@ -97,7 +97,9 @@ typedef struct {
 /* job - one remediation to perform for one message and one recipient (from the enricher or
  * an operator's batch). initiator and source: who asked and from where; a url_retrospection
  * job without them was initiated by Mailbox Remediation from URL retrospection (the enricher
- * leaves them out: a fan-out's 100,000 jobs are smaller). */
+ * leaves them out: a fan-out's 100,000 jobs are smaller). email_id is no longer sent (the
+ * remediator finds a message by its Message-ID; the MID names it everywhere else); it is still
+ * read from older jobs. */
 #define RECORD_JOB_FIELDS(X)                                                                       \
     RECORD_HEADER_FIELDS(X)                                                                        \
     X(STR, batch, REQUIRED, 64, NULL)                                                              \

@@ -466,7 +466,6 @@ static void plan_job_record(const plan_t *p, const plan_job_t *j, record_job_t *
     job->time_ms = p->now_ms;
     job->batch = (char *)p->uuid;
     job->mid = r->mid;
-    job->email_id = (char *)r->email_id;
     job->message_id = r->message_id ? r->message_id : (char *)"";
     job->recipient = (char *)rcpt;
     job->action = (char *)j->mapping->action;

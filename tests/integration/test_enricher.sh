@@ -56,8 +56,8 @@ lines() { [ -f "$LOGS/$1" ] && grep -cF -- "$2" "$LOGS/$1" || echo 0; }
 has() { [ "$(lines "$1" "$2")" -ge 1 ]; }
 answered() { local n; n=$(rcli hlen test:answered); echo "${n:-0}"; }
 bfield() { rcli hget "cb:batch:$1" "$2"; }
-batch_of() { rcli hget "cb:copies:$(($1 / 1024))" "$1 job:$2"; }
-state_of() { rcli hget "cb:copies:$(($1 / 1024))" "$1 state:$2"; }
+batch_of() { rcli hget "cb:copies:$(($1 / 128))" "$1 job:$2"; }
+state_of() { rcli hget "cb:copies:$(($1 / 128))" "$1 state:$2"; }
 # verdict_batch ID - the batch UUID of a verdict id (as the enricher derives it)
 verdict_batch() {
     python3 -c '

@@ -46,16 +46,23 @@ static void test_ids_and_keys(void **state)
     char id[RECORD_MAX_ID + 1], id2[RECORD_MAX_ID + 1];
     const char *u = "2b46dcac-9b3d-404c-9327-f114fd5d89c7";
     batch_job_id(u, 640962, "ee@mexesa.com", id);
-    assert_int_equal(strncmp(id, "j:2b46dcac-9b3d-404c-9327-f114fd5d89c7:640962:", 46), 0);
-    assert_int_equal(strlen(id), 46 + 16);
+    assert_int_equal(strncmp(id, "j:640962:", 9), 0);
+    assert_int_equal(strlen(id), 9 + 16);
+    for (size_t i = 9; i < 9 + 16; i++)
+        assert_non_null(strchr("0123456789abcdef", id[i]));
     batch_job_id(u, 640962, "ff@mexesa.com", id2);
     assert_string_not_equal(id, id2);
+    /* the same copy in another batch is another job */
+    batch_job_id("2b46dcac-9b3d-404c-9327-f114fd5d89c8", 640962, "ee@mexesa.com", id2);
+    assert_string_not_equal(id, id2);
+    batch_job_id(u, 640962, "ee@mexesa.com", id2);
+    assert_string_equal(id, id2);
     /* the longest recipient still gives a short id */
     char rcpt[321];
     memset(rcpt, 'a', 320);
     rcpt[320] = '\0';
     batch_job_id(u, INT64_MAX, rcpt, id2);
-    assert_true(strlen(id2) <= RECORD_MAX_ID);
+    assert_true(strlen(id2) <= 39);
 
     char key[128];
     batch_key(key, sizeof(key), u, NULL);
@@ -64,12 +71,12 @@ static void test_ids_and_keys(void **state)
     assert_string_equal(key, "cb:batch:2b46dcac-9b3d-404c-9327-f114fd5d89c7:jobs");
     batch_copies_key(key, sizeof(key), 6);
     assert_string_equal(key, "cb:copies:0");
-    batch_copies_key(key, sizeof(key), 1023);
+    batch_copies_key(key, sizeof(key), 127);
     assert_string_equal(key, "cb:copies:0");
-    batch_copies_key(key, sizeof(key), 1024);
+    batch_copies_key(key, sizeof(key), 128);
     assert_string_equal(key, "cb:copies:1");
     batch_copies_key(key, sizeof(key), 640962);
-    assert_string_equal(key, "cb:copies:625");
+    assert_string_equal(key, "cb:copies:5007");
     batch_track_key(key, sizeof(key), 6);
     assert_string_equal(key, "cb:trk:6");
     char *f = batch_job_field(6, "a@b.c");
