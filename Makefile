@@ -14,7 +14,7 @@ SAN     ?=
 OPT     ?= -O2
 
 CFLAGS  := -std=c11 -D_GNU_SOURCE $(OPT) -g -Wall -Wextra -Werror -Wshadow \
-           -Wstrict-prototypes -Wmissing-prototypes -MMD -MP -Icommon \
+           -Wstrict-prototypes -Wmissing-prototypes -MMD -MP -Icommon -Iremediator \
            $(shell pkg-config --cflags $(PKGS) 2>/dev/null) $(SAN) $(EXTRA_CFLAGS)
 LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread
 LDFLAGS := $(SAN)
@@ -22,6 +22,9 @@ LDFLAGS := $(SAN)
 COMMON_SRC  := $(wildcard common/*.c)
 COMMON_OBJ  := $(COMMON_SRC:%.c=$(BUILD)/obj/%.o)
 LIBCOMMON   := $(BUILD)/lib/libclawback.a
+# the remediator's parts (its mailbox back-ends) without main, for its unit tests
+REMEDIATOR_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(filter-out remediator/main.c,$(wildcard remediator/*.c)))
+LIBREMEDIATOR  := $(BUILD)/lib/libremediator.a
 
 DAEMONS     := poller enricher remediator logger
 DAEMON_BINS := $(DAEMONS:%=$(BUILD)/bin/clawback-%)
@@ -56,6 +59,10 @@ $(LIBCOMMON): $(COMMON_OBJ)
 	@mkdir -p $(@D)
 	$(Q)$(AR) rcs $@ $^
 
+$(LIBREMEDIATOR): $(REMEDIATOR_OBJ)
+	@mkdir -p $(@D)
+	$(Q)rm -f $@ && $(AR) rcs $@ $^
+
 # one link rule per daemon directory: build/bin/clawback-<dir> from <dir>/*.c
 define DAEMON_RULE
 $(BUILD)/bin/clawback-$(1): $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard $(1)/*.c)) $(LIBCOMMON)
@@ -70,7 +77,7 @@ $(CLI_BIN): $(CLI_SRC:%.c=$(BUILD)/obj/%.o) $(LIBCOMMON)
 	@$(if $(Q),echo "  LD    $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/tests/test_%: $(BUILD)/obj/tests/unit/test_%.o $(LIBCOMMON)
+$(BUILD)/tests/test_%: $(BUILD)/obj/tests/unit/test_%.o $(LIBREMEDIATOR) $(LIBCOMMON)
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  LD    $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka

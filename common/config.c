@@ -56,6 +56,13 @@ static const config_key_t CONFIG_DOMAINS_TABLE[] = {
 #undef CONFIG_DOMAINS_ENTRY
 };
 
+static const config_key_t CONFIG_PROFILE_TABLE[] = {
+#define CONFIG_PROFILE_ENTRY(key, type, member, def, min, max, doc)                                 \
+    {"profile", #key, CONFIG_TYPE_##type, offsetof(config_profile_t, member), def, min, max, doc},
+    CONFIG_PROFILE_KEYS(CONFIG_PROFILE_ENTRY)
+#undef CONFIG_PROFILE_ENTRY
+};
+
 #define CONFIG_FEED_TYPES "retro taxii21 urlhaus openphish misp"
 
 /* config_error - format an error message into err. */
@@ -218,6 +225,7 @@ bool config_feed_name_valid(const char *name, size_t len)
 
 static int config_feed_check(const void *item, const config_t *cfg, char *err, size_t errsize);
 static int config_domains_check(const void *item, const config_t *cfg, char *err, size_t errsize);
+static int config_profile_check(const void *item, const config_t *cfg, char *err, size_t errsize);
 
 /* A kind of named section ("[feed NAME]", "[domains NAME]"): its keys and where its items live
  * in config_t. Every item struct starts with char name[CONFIG_FEED_MAX_NAME + 1]. */
@@ -236,6 +244,9 @@ static const config_kind_t CONFIG_KINDS[] = {
     {"domains", CONFIG_DOMAINS_TABLE, UTIL_ARRAY_LEN(CONFIG_DOMAINS_TABLE), sizeof(config_domains_t),
      offsetof(config_domains_t, line), offsetof(config_t, domains), offsetof(config_t, ndomains),
      config_domains_check},
+    {"profile", CONFIG_PROFILE_TABLE, UTIL_ARRAY_LEN(CONFIG_PROFILE_TABLE), sizeof(config_profile_t),
+     offsetof(config_profile_t, line), offsetof(config_t, profiles), offsetof(config_t, nprofiles),
+     config_profile_check},
 };
 
 /* config_kind_of - the kind of a section named "KIND NAME" (n bytes), with *name at NAME; NULL
@@ -426,6 +437,64 @@ static int config_domains_check(const void *item, const config_t *cfg, char *err
     return 0;
 }
 
+/* config_profile_check - a [profile NAME] section: its type and what that type needs. */
+static int config_profile_check(const void *item, const config_t *cfg, char *err, size_t errsize)
+{
+    (void)cfg;
+    const config_profile_t *p = item;
+    bool imap = !strcmp(p->type, "imap"), graph = !strcmp(p->type, "graph");
+    if (!imap && !graph) {
+        config_error(err, errsize, "[profile %s] type: %s", p->name,
+                     *p->type ? "not one of imap graph" : "missing (imap or graph)");
+        return -1;
+    }
+    if (imap && strncmp(p->url, "imap://", 7) && strncmp(p->url, "imaps://", 8)) {
+        config_error(err, errsize, "[profile %s] url: %s", p->name,
+                     *p->url ? "not an imap:// or imaps:// URL" : "missing (imaps://HOST or imap://HOST)");
+        return -1;
+    }
+    if (graph && *p->url && strncmp(p->url, "https://", 8) && strncmp(p->url, "http://", 7)) {
+        config_error(err, errsize, "[profile %s] url: not an http(s):// URL", p->name);
+        return -1;
+    }
+    if (imap && (!*p->username || !*p->password_file)) {
+        config_error(err, errsize, "[profile %s] %s: missing (the admin account)", p->name,
+                     *p->username ? "password_file" : "username");
+        return -1;
+    }
+    if (imap && strcmp(p->login, "master") && strcmp(p->login, "authzid") && strcmp(p->login, "direct")) {
+        config_error(err, errsize, "[profile %s] login: '%s' is not one of master authzid direct", p->name, p->login);
+        return -1;
+    }
+    if (graph && (!*p->tenant || !*p->client_id || !*p->secret_file)) {
+        config_error(err, errsize, "[profile %s] %s: missing", p->name,
+                     !*p->tenant ? "tenant" : !*p->client_id ? "client_id" : "secret_file");
+        return -1;
+    }
+    if (strcmp(p->delete_mode, "quarantine") && strcmp(p->delete_mode, "permanent")) {
+        config_error(err, errsize, "[profile %s] delete: '%s' is not one of quarantine permanent", p->name,
+                     p->delete_mode);
+        return -1;
+    }
+    if (*p->smtp_url && strncmp(p->smtp_url, "smtp://", 7) && strncmp(p->smtp_url, "smtps://", 8)) {
+        config_error(err, errsize, "[profile %s] smtp_url: not an smtp:// or smtps:// URL", p->name);
+        return -1;
+    }
+    if (*p->forward_to && !strchr(p->forward_to, '@')) {
+        config_error(err, errsize, "[profile %s] forward_to: '%s' is not an address", p->name, p->forward_to);
+        return -1;
+    }
+    return 0;
+}
+
+const config_profile_t *config_profile_find(const config_t *cfg, const char *name)
+{
+    for (size_t i = 0; i < cfg->nprofiles; i++)
+        if (!strcmp(cfg->profiles[i].name, name))
+            return &cfg->profiles[i];
+    return NULL;
+}
+
 const config_domains_t *config_domains_find(const config_t *cfg, const char *domain, size_t len, bool exact)
 {
     const config_domains_t *wildcard = NULL;
@@ -511,7 +580,7 @@ typedef struct {
     int long_line; /* first line longer than that, or 0 */
     bool prev_key; /* a key was seen since the last section header (inih's continuation rule) */
     config_t *cfg;
-    size_t before[2]; /* items of each named kind that existed before this file */
+    size_t before[UTIL_ARRAY_LEN(CONFIG_KINDS)]; /* items of each named kind that existed before this file */
     char err[384];
     int err_line; /* line of the first error in err, or 0 */
 } config_parse_t;
@@ -702,7 +771,10 @@ void config_write_example(FILE *out)
         "# [domains NAME] - which recipient domains are remediated, how, and through which account\n"
         "# profile; one section per group of domains. A recipient whose domain (or a parent of it)\n"
         "# no mapping names falls to the mapping of '*', else is not remediated (logged).\n",
+        "# [profile NAME] - one way into mailboxes, named by [domains] profile; as many as needed\n"
+        "# (docs/remediation.md). Each key below shows its default.\n",
     };
+    _Static_assert(UTIL_ARRAY_LEN(intro) == UTIL_ARRAY_LEN(CONFIG_KINDS), "one introduction per kind");
     for (size_t n = 0; n < UTIL_ARRAY_LEN(CONFIG_KINDS); n++) {
         const config_kind_t *kind = &CONFIG_KINDS[n];
         fprintf(out, "\n%s#\n# [%s NAME]\n", intro[n], kind->kind);

@@ -12,7 +12,8 @@
  *
  * Named sections may appear any number of times (NAME is 1 to 40 of [A-Za-z0-9_.-]): "[feed NAME]",
  * one per threat feed the poller reads (CONFIG_FEED_KEYS), and "[domains NAME]", one per group of
- * recipient domains with their remediation action and account profile (CONFIG_DOMAINS_KEYS).
+ * recipient domains with their remediation action and account profile (CONFIG_DOMAINS_KEYS), and
+ * "[profile NAME]", one per way into mailboxes (CONFIG_PROFILE_KEYS).
  * Each gets its kind's defaults, then its keys. The same named section twice is an error.
  *
  * An unknown section or key, or a bad value, is an error that names the file and line; a
@@ -103,6 +104,17 @@
     X(enricher, allowlist_file, STR, enricher_allowlist_file, "", 0, 0,                              \
       "A file of more: one URL (with a scheme) or domain per line, '#' starts a comment; read at\n"\
       "start.")                                                                                    \
+    X(remediator, workers, INT, remediator_workers, "8", 1, 256,                                     \
+      "Threads working on mailboxes at once (jobs of different mailboxes run in parallel).")      \
+    X(remediator, backoff_min, DURATION, remediator_backoff_min_ms, "2s", 10, 86400000,              \
+      "First delay before a job is tried again after a temporary failure (network, 5xx, 429\n"    \
+      "without Retry-After); it doubles, with jitter, on each further one.")                     \
+    X(remediator, backoff_max, DURATION, remediator_backoff_max_ms, "5m", 10, 86400000,              \
+      "Longest delay between two attempts of a job.")                                              \
+    X(remediator, give_up_after, DURATION, remediator_give_up_ms, "24h", 1000, 604800000,            \
+      "A job still failing temporarily this long after its first attempt is reported Failed.")    \
+    X(remediator, idle_connections, INT, remediator_idle_connections, "64", 0, 100000,               \
+      "IMAP connections (one per mailbox) kept open between jobs; the least recently used close.")\
     X(poller, lease, DURATION, poller_lease_ms, "30s", 1000, 3600000,                               \
       "Several pollers may run; one holds each feed. A holder that dies is replaced after this\n"  \
       "long (a holder that stops cleanly hands its feeds over at once).")
@@ -156,6 +168,59 @@
       "The account profile that reaches these mailboxes, or several space-separated, tried in\n"  \
       "order (a chained profile: the first that finds the message acts). Required unless none.")
 
+/* The keys of a [profile NAME] section, one way into mailboxes (remediator/backend.h):
+ * X(key, type, member, default, min, max, documentation). */
+#define CONFIG_PROFILE_KEYS(X)                                                                      \
+    X(type, STR, type, "", 0, 0,                                                                    \
+      "imap (any IMAP server, an admin or master account acting for users) or graph (Exchange\n"   \
+      "Online through Microsoft Graph, app-only). Required.")                                     \
+    X(url, STR, url, "", 0, 0,                                                                      \
+      "imap: the server, imaps://HOST[:993] or imap://HOST[:143] (STARTTLS is then required\n"     \
+      "unless tls_verify is off). graph: the API root; empty: https://graph.microsoft.com/v1.0.")  \
+    X(username, STR, username, "", 0, 0,                                                            \
+      "imap: the admin account that logs in for users.")                                          \
+    X(password_file, STR, password_file, "", 0, 0,                                                  \
+      "imap: file whose first line is username's password. Never logged.")                        \
+    X(login, STR, login, "master", 0, 0,                                                            \
+      "imap: how the admin acts for a user: master (Dovecot master user: USER<separator>admin),\n" \
+      "authzid (SASL PLAIN with the user as authorization id), or direct (username's own\n"       \
+      "mailbox only).")                                                                           \
+    X(master_separator, STR, master_separator, "*", 0, 0,                                          \
+      "imap, login master: the server's auth_master_user_separator.")                              \
+    X(tenant, STR, tenant, "", 0, 0, "graph: the Entra ID tenant (id or domain).")                 \
+    X(client_id, STR, client_id, "", 0, 0, "graph: the application (client) id.")                  \
+    X(secret_file, STR, secret_file, "", 0, 0,                                                      \
+      "graph: file whose first line is the client secret. Never logged.")                          \
+    X(token_url, STR, token_url, "", 0, 0,                                                          \
+      "graph: the token endpoint; empty: https://login.microsoftonline.com/TENANT/oauth2/v2.0/token.")\
+    X(delete, STR, delete_mode, "quarantine", 0, 0,                                                 \
+      "What Delete does: quarantine (move to the quarantine folder: recoverable) or permanent\n"  \
+      "(imap: flagged \\Deleted and removed by UID EXPUNGE of that message alone, never a plain\n"\
+      "EXPUNGE; graph: permanentDelete).")                                                        \
+    X(quarantine, STR, quarantine, "", 0, 0,                                                        \
+      "The folder Delete moves messages to; empty: Quarantine (imap, created when missing) or\n"  \
+      "deleteditems (graph).")                                                                    \
+    X(forward_to, STR, forward_to, "", 0, 0,                                                        \
+      "Where Forward and Forward and Delete send the message (\"[Message Remediated] \" is put\n" \
+      "before its subject). Required when a mapping's action forwards.")                          \
+    X(forward_from, STR, forward_from, "clawback@localhost", 0, 0,                                  \
+      "imap: the sender (envelope and From:) of forwarded messages.")                             \
+    X(smtp_url, STR, smtp_url, "", 0, 0,                                                            \
+      "imap: the submission server forwards go through, smtps://HOST[:465] or smtp://HOST[:587]\n" \
+      "(STARTTLS then required unless tls_verify is off).")                                        \
+    X(smtp_username, STR, smtp_username, "", 0, 0, "imap: submission login; empty: none.")         \
+    X(smtp_password_file, STR, smtp_password_file, "", 0, 0,                                        \
+      "imap: file whose first line is the submission password. Never logged.")                    \
+    X(ca_file, STR, ca_file, "", 0, 0, "CA bundle to verify servers with; empty: the system's.")   \
+    X(tls_verify, BOOL, tls_verify, "yes", 0, 0,                                                    \
+      "Verify servers' certificates and names (and require TLS). Turn off only for a test server.")\
+    X(timeout, DURATION, timeout_ms, "60s", 100, 3600000, "Longest time one request may take.")  \
+    X(mailbox_concurrency, INT, mailbox_concurrency, "4", 1, 64,                                    \
+      "Jobs worked on at once in one mailbox (Graph allows 4 concurrent requests per mailbox;\n"  \
+      "imap uses one connection per mailbox, so at most 1).")                                     \
+    X(mailbox_rate, INT, mailbox_rate, "10000", 1, 1000000,                                         \
+      "Requests at most per mailbox in any 10 minutes (Graph's limit is 10,000).")
+
 #define CONFIG_CTYPE_STR char *
 #define CONFIG_CTYPE_REDIS_URL char *
 #define CONFIG_CTYPE_INT int64_t
@@ -184,6 +249,14 @@ typedef struct {
 #undef CONFIG_DOMAINS_MEMBER
 } config_domains_t;
 
+typedef struct {
+    char name[CONFIG_FEED_MAX_NAME + 1];
+    int line; /* line of its section header, 0 when not from a file */
+#define CONFIG_PROFILE_MEMBER(key, type, member, def, min, max, doc) CONFIG_CTYPE_##type member;
+    CONFIG_PROFILE_KEYS(CONFIG_PROFILE_MEMBER)
+#undef CONFIG_PROFILE_MEMBER
+} config_profile_t;
+
 typedef struct config {
 #define CONFIG_MEMBER(section, key, type, member, def, min, max, doc) CONFIG_CTYPE_##type member;
     CONFIG_KEYS(CONFIG_MEMBER)
@@ -192,6 +265,8 @@ typedef struct config {
     size_t nfeeds;
     config_domains_t *domains; /* the [domains NAME] sections, in file order */
     size_t ndomains;
+    config_profile_t *profiles; /* the [profile NAME] sections, in file order */
+    size_t nprofiles;
     char *path; /* the file loaded, or NULL for the embedded defaults */
 } config_t;
 
@@ -213,6 +288,8 @@ const config_feed_t *config_feed_find(const config_t *cfg, const char *name);
  * it, else the one naming its closest parent, else the "*" one; NULL when none. exact: only a
  * mapping naming exactly this domain (or exactly "*"). */
 const config_domains_t *config_domains_find(const config_t *cfg, const char *domain, size_t len, bool exact);
+/* config_profile_find - the profile named name, or NULL. */
+const config_profile_t *config_profile_find(const config_t *cfg, const char *name);
 /* config_feed_name_valid - whether name can name a feed. */
 bool config_feed_name_valid(const char *name, size_t len);
 

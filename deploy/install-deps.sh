@@ -7,7 +7,8 @@ PACKAGES="build-essential pkg-config libzmq3-dev libczmq-dev libcurl4-openssl-de
 libmsgpack-dev libssl-dev libhiredis-dev libcmocka-dev libinih-dev uuid-dev
 redis-server redis-tools curl procps
 libgmime-3.0-dev libxml2-dev libidn2-dev libpsl-dev publicsuffix rspamd
-libjansson-dev python3 openssl"
+libjansson-dev python3 openssl
+dovecot-imapd dovecot-lmtpd postfix"
 
 missing=""
 for p in $PACKAGES; do
