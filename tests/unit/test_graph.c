@@ -450,6 +450,21 @@ static void test_copies_in_two_folders(void **state)
     fixture_close(&fx);
 }
 
+static void test_find_follows_pages(void **state)
+{
+    (void)state;
+    for (int i = 0; i < 12; i++) /* Graph answers 10 per page by default */
+        seed(ALICE, i % 2 ? "inbox" : "archive", "<many@example.net>", "Many");
+    fixture_t fx;
+    fixture_open(&fx, "permanent", "", 10000, g_secret_path, ALICE);
+    backend_job_t job = job_for("<many@example.net>");
+    BACKEND_GRAPH.find(fx.s, &job, &fx.out);
+    expect(&fx.out, BACKEND_OK);
+    assert_non_null(strstr(fx.out.detail, "12 copies"));
+    assert_int_equal(stat_of("requests", ALICE), 2);
+    fixture_close(&fx);
+}
+
 static void test_remove_permanent(void **state)
 {
     (void)state;
@@ -719,6 +734,7 @@ int main(void)
         cmocka_unit_test_setup(test_find_exact_only, test_setup),
         cmocka_unit_test_setup(test_find_special_characters, test_setup),
         cmocka_unit_test_setup(test_copies_in_two_folders, test_setup),
+        cmocka_unit_test_setup(test_find_follows_pages, test_setup),
         cmocka_unit_test_setup(test_remove_permanent, test_setup),
         cmocka_unit_test_setup(test_custom_quarantine_folder, test_setup),
         cmocka_unit_test_setup(test_not_found, test_setup),
