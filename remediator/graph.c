@@ -616,7 +616,13 @@ static void graph_find(backend_session_t *s, const backend_job_t *job, backend_o
         }
         graph_collect(reply.json, job->message_id, kept);
         const char *link = json_string_value(json_object_get(reply.json, "@odata.nextLink"));
-        if (link && ++pages < GRAPH_MAX_PAGES && graph_same_origin(be->api_root, link))
+        if (link && !graph_same_origin(be->api_root, link)) {
+            backend_outcome_set(out, BACKEND_FAILED, -1, "find: @odata.nextLink leaves %s", be->api_root);
+            graph_reply_clear(&reply);
+            json_decref(kept);
+            return;
+        }
+        if (link && ++pages < GRAPH_MAX_PAGES) /* past that, act on the copies found so far */
             next = util_xstrdup(link);
         graph_reply_clear(&reply);
     }
