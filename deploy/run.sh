@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
 # run.sh - `make run`: the whole pipeline in the foreground on this machine.
 #
+# Without CLAWBACK_CONF and REDIS_URL it runs the demo (deploy/demo.sh): the whole system on
+# local parts (Redis, Dovecot, Postfix, a verdict service stand-in) with a few real messages,
+# a verdict, and the messages leaving their mailboxes.
+#
 # Uses CLAWBACK_CONF (default: the embedded defaults) and REDIS_URL when given; otherwise
 # starts a private redis-server (AOF, fsync every second) in build/run/ on 127.0.0.1:6390.
 # Starts clawback-logger, -remediator, -enricher and -poller, logging to build/run/*.log,
@@ -8,6 +12,9 @@
 set -u
 BUILD=${BUILD:-build}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+if [ -z "${CLAWBACK_CONF:-}" ] && [ -z "${REDIS_URL:-}" ]; then
+    exec "$ROOT/deploy/demo.sh"
+fi
 RUN="$ROOT/$BUILD/run"
 mkdir -p "$RUN"
 CONF_ARGS=()
