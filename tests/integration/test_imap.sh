@@ -30,6 +30,7 @@ CONF="$WORK/clawback.conf"
     write_profile permanent "$WORK/admin.pw" "delete = permanent"
     write_profile nosmtp "$WORK/admin.pw" "forward_to = soc@example.com"
     write_profile badpw "$WORK/wrong.pw"
+    write_profile authzid "$WORK/admin.pw" "login = authzid"
 } >"$CONF"
 
 # message FILE MESSAGE-ID SUBJECT - write a small message.
@@ -72,7 +73,10 @@ cli 3 --profile dovecot find --mailbox alice@example.com --message-id "<nothing@
 out_has "find: not_found"
 cli 4 --profile dovecot find --mailbox alice@example.com --message-id "<bad
 line@evil.test>"
-echo "ok: exact Message-ID in two folders (the decoy not counted), unknown ones not found, a line break refused"
+cli 0 --profile authzid find --mailbox alice@example.com --message-id "<phish-1@evil.test>"
+out_has "find: ok: 2 copies"
+echo "ok: exact Message-ID in two folders (the decoy not counted), unknown ones not found, a line break refused;"
+echo "ok: the same with SASL PLAIN authzid"
 
 echo "== remove to quarantine"
 imap_check --user alice@example.com folders | grep -qx Quarantine && fail "Quarantine exists before the first removal"
@@ -129,7 +133,9 @@ out_has "profile nosmtp has no smtp_url"
 cli 4 --profile badpw find --mailbox alice@example.com --message-id "<hello-1@example.org>"
 out_has "refused"
 grep -q -e Wr0ngSecret -e adminpw "$WORK/cli.out" && fail "a password in the output"
-echo "ok: no smtp_url and a wrong admin password fail with a detail, without the password"
+cli 4 --profile dovecot find --mailbox nobody@example.com --message-id "<hello-1@example.org>"
+out_has "refused"
+echo "ok: no smtp_url, a wrong admin password and an unknown mailbox user fail with a detail, no password"
 
 echo "== connection reuse"
 logins() { grep -c 'Login: user=<bob@example.com>' "$WORK/dovecot.log"; }
