@@ -82,7 +82,7 @@ $(BUILD)/tests/test_%: $(BUILD)/obj/tests/unit/test_%.o $(LIBREMEDIATOR) $(LIBCO
 	@$(if $(Q),echo "  LD    $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
 
-$(BUILD)/tests/%: $(BUILD)/obj/tests/tools/%.o $(LIBCOMMON)
+$(BUILD)/tests/%: $(BUILD)/obj/tests/tools/%.o $(LIBREMEDIATOR) $(LIBCOMMON)
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  LD    $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)

@@ -89,6 +89,7 @@ struct backend_session {
     CURL *curl;
     curl_socket_t sock;
     bool broken;                   /* the connection's state is unknown: never reused */
+    bool too_large;                /* the last failure: a reply past its cap (not retried) */
     bool cap_move, cap_uidplus;    /* server capabilities */
     unsigned tag;                  /* number of the last command's tag */
     char *buf;                     /* received bytes, buf[pos..len) not yet parsed */
@@ -492,6 +493,7 @@ static int imap_fill(backend_session_t *s, size_t limit, int64_t deadline)
             want = limit + 65536;
         if (want <= s->cap) {
             imap_set_err(s, "IMAP %s: a reply is larger than %zu bytes", s->backend->url, limit);
+            s->too_large = true;
             return -1;
         }
         s->buf = util_xrealloc(s->buf, want);
@@ -534,6 +536,7 @@ static int imap_read_reply(backend_session_t *s, size_t limit, int64_t deadline,
         if (!nl) {
             if (s->len > limit) {
                 imap_set_err(s, "IMAP %s: a reply is larger than %zu bytes", s->backend->url, limit);
+                s->too_large = true;
                 return -1;
             }
             if (imap_fill(s, limit, deadline) < 0)
@@ -569,6 +572,7 @@ static int imap_read_reply(backend_session_t *s, size_t limit, int64_t deadline,
         }
         if (literal > limit || eol + 1 + literal > limit) {
             imap_set_err(s, "IMAP %s: a reply is larger than %zu bytes", s->backend->url, limit);
+            s->too_large = true;
             return -1;
         }
         size_t need = eol + 1 + (size_t)literal;
@@ -649,6 +653,7 @@ static imap_reply_t imap_command(backend_session_t *s, size_t limit, imap_untagg
     va_end(ap);
     strbuf_appends(&cmd, "\r\n");
     s->expunged = s->copyuid = 0;
+    s->too_large = false;
     s->code[0] = s->text[0] = '\0';
     int rc = cmd.overflow ? -1 : imap_send(s, cmd.data, cmd.len, deadline);
     strbuf_release(&cmd);
@@ -683,12 +688,13 @@ static imap_reply_t imap_command(backend_session_t *s, size_t limit, imap_untagg
 }
 
 /* imap_reply_outcome - out for a command that did not answer OK (what names it in words). A
- * broken connection or a NO saying the server is busy is RETRY; other NO and BAD are FAILED. */
+ * broken connection or a NO saying the server is busy is RETRY; a reply past its cap, other NO
+ * and BAD are FAILED. */
 static backend_status_t imap_reply_outcome(backend_session_t *s, imap_reply_t r, backend_outcome_t *out,
                                            const char *what)
 {
     if (r == IMAP_BROKEN)
-        return backend_outcome_set(out, BACKEND_RETRY, -1, "%s: %s", what, s->err);
+        return backend_outcome_set(out, s->too_large ? BACKEND_FAILED : BACKEND_RETRY, -1, "%s: %s", what, s->err);
     static const char *const busy[] = {"UNAVAILABLE", "INUSE", "LIMIT", "SERVERBUG", "EXPUNGEISSUED"};
     bool retry = false;
     for (size_t i = 0; r == IMAP_NO && i < UTIL_ARRAY_LEN(busy); i++)
@@ -872,8 +878,14 @@ static backend_session_t *imap_session_open(backend_t *b, const char *mailbox, b
 static bool imap_session_alive(backend_session_t *s)
 {
     struct pollfd pfd = {.fd = s->sock, .events = POLLIN};
-    if (poll(&pfd, 1, 0) != 0) /* unsolicited data or EOF on an idle connection: start afresh */
-        return false;
+    if (poll(&pfd, 1, 0) != 0) {
+        /* readable: TLS records without data (session tickets) are fine; data (a BYE) or the
+         * end of the stream on an idle connection mean starting afresh */
+        char byte;
+        size_t got = 0;
+        if (curl_easy_recv(s->curl, &byte, 1, &got) != CURLE_AGAIN)
+            return false;
+    }
     if (util_monotonic_ms() - s->idle_since_ms < IMAP_CHECK_IDLE_MS)
         return true;
     return imap_command(s, IMAP_MAX_REPLY, NULL, NULL, "NOOP") == IMAP_OK;
@@ -888,6 +900,7 @@ typedef struct {
     const char *skip; /* the quarantine folder */
     strbuf_t name;    /* scratch */
     bool too_many;
+    bool unusable; /* a name that cannot be sent back quoted (NUL, CR, LF, 8-bit) */
 } imap_folders_t;
 
 /* imap_list_reply - untagged LIST: keep each selectable folder. */
@@ -919,6 +932,14 @@ static int imap_list_reply(backend_session_t *s, imap_cursor_t *c, void *ctx)
         return -1;
     if (!selectable || strcmp(f->name.data, f->skip) == 0)
         return 0;
+    strbuf_t quoted;
+    strbuf_init(&quoted, 0);
+    bool usable = !memchr(f->name.data, '\0', f->name.len) && imap_append_quoted(&quoted, f->name.data) == 0;
+    strbuf_release(&quoted);
+    if (!usable) {
+        f->unusable = true;
+        return 0;
+    }
     if (f->n == IMAP_MAX_FOLDERS) {
         f->too_many = true;
         return 0;
@@ -1162,6 +1183,10 @@ static void imap_find(backend_session_t *s, const backend_job_t *job, backend_ou
     } else if (folders.too_many) {
         backend_outcome_set(out, BACKEND_FAILED, -1, "mailbox %s has more than %d folders: not searched", s->mailbox,
                             IMAP_MAX_FOLDERS);
+    } else if (folders.unusable) {
+        backend_outcome_set(out, BACKEND_FAILED, -1,
+                            "mailbox %s has a folder whose name holds a line break or 8-bit byte: not searched",
+                            s->mailbox);
     } else {
         size_t skipped = 0;
         backend_status_t status = BACKEND_OK;
@@ -1309,13 +1334,17 @@ typedef struct {
 /* imap_source_reply - untagged FETCH of BODY.PEEK[]. */
 static int imap_source_reply(backend_session_t *s, imap_cursor_t *c, void *ctx)
 {
-    (void)s;
     imap_source_t *src = ctx;
     uint32_t uid;
     bool have_body;
     strbuf_t body;
     strbuf_init(&body, IMAP_MAX_MESSAGE);
     int rc = imap_fetch_item(c, &uid, &body, &have_body);
+    if (rc < 0 && body.overflow) {
+        imap_set_err(s, "IMAP %s: message larger than %zu bytes in %s", s->backend->url, (size_t)IMAP_MAX_MESSAGE,
+                     s->mailbox);
+        s->too_large = true;
+    }
     if (rc == 0 && uid == src->uid && have_body && !src->found) {
         strbuf_release(&src->source);
         src->source = body; /* handed over */

@@ -12,10 +12,11 @@ Logs in as USER*MASTER (a Dovecot master user) or as USER alone (--password), th
                                (exit 1 when none)
   flags FOLDER MESSAGE-ID      print the flags of the message(s) with that Message-ID
   add-flag FOLDER MESSAGE-ID FLAG   add FLAG (e.g. \\Deleted) to the message(s), without expunging
+  copy-to FOLDER MESSAGE-ID DEST    copy the message(s) to DEST (created when missing)
   source FOLDER MESSAGE-ID     print the full source of the first message with that Message-ID
   last FOLDER                  print the full source of the newest message in FOLDER
 
-Nothing here expunges or moves mail: the tool only observes, except add-flag.
+Nothing here expunges or moves mail: the tool only observes, except add-flag and copy-to.
 """
 import argparse
 import email.parser
@@ -145,7 +146,7 @@ def main():
                 print(folder, uid)
                 found = True
         status = 0 if found else 1
-    elif cmd in ("flags", "add-flag", "source"):
+    elif cmd in ("flags", "add-flag", "source", "copy-to"):
         uids = uids_with_message_id(imap, a[0], a[1])
         if not uids:
             raise SystemExit("no message %s in %s" % (a[1], a[0]))
@@ -158,6 +159,12 @@ def main():
             typ, data = imap.uid("STORE", ",".join(uids), "+FLAGS.SILENT", "(%s)" % a[2])
             if typ != "OK":
                 raise SystemExit("STORE failed")
+        elif cmd == "copy-to":
+            imap.create(quote(a[2]))  # NO when it exists: fine
+            imap.select(quote(a[0]))
+            typ, data = imap.uid("COPY", ",".join(uids), quote(a[2]))
+            if typ != "OK":
+                raise SystemExit("COPY failed")
         else:
             sys.stdout.buffer.write(fetch_source(imap, uids[0]))
     elif cmd == "last":
