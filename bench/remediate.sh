@@ -44,10 +44,10 @@ cat >"$CONF" <<EOF
 [redis]
 url = $REDIS_URL
 [log]
-level = warning
+level = info
 [bus]
 heartbeat = 100ms
-capacity = 256
+capacity = 1024
 [remediator]
 workers = ${BENCH_WORKERS:-8}
 [domains all]
@@ -86,11 +86,12 @@ echo "clawback: $TOTAL messages deleted in $cb_ms ms ($((TOTAL * 1000 / (cb_ms >
 # doveadm: one expunge per mailbox of its set b, named by Message-ID as clawback names them
 start=$(now_ms)
 for u in "${users[@]}"; do
-    query=()
+    query=("(")
     for i in $(seq 0 $((PER - 1))); do
-        [ "$i" -lt $((PER - 1)) ] && query+=(OR)
+        [ "$i" -gt 0 ] && query+=(OR)
         query+=(header message-id "<bench-b-$i.$u>")
     done
+    query+=(")")
     doveadm -c "$DOVECOT_CONF" expunge -u "$u" mailbox INBOX "${query[@]}" || fail "doveadm expunge $u"
 done
 dove_ms=$(($(now_ms) - start))

@@ -18,8 +18,9 @@
  * same mailbox. A session whose connection is in an unknown state (transport error, timeout,
  * malformed reply, BYE) is marked broken and closed on release.
  *
- * Find: LIST "" "*" (selectable folders, the quarantine folder skipped), in each folder
- * EXAMINE, UID SEARCH HEADER Message-ID "<id>" (a substring search), then UID FETCH of the
+ * Find: LIST "" "*" (selectable folders, the quarantine folder skipped; the list serves the
+ * connection's next jobs for 30 s), in each folder SELECT (kept for the remove and the next
+ * job), UID SEARCH HEADER Message-ID "<id>" (a substring search), then UID FETCH of the
  * hits' Message-ID header with BODY.PEEK: only an exact value (unfolded, trimmed) counts.
  * Remove: SELECT, then UID MOVE to the quarantine folder (CREATE on [TRYCREATE], once), or
  * UID COPY + UID STORE \Deleted + UID EXPUNGE of that UID (UIDPLUS) without MOVE; permanent:
@@ -47,6 +48,7 @@
 #include "util.h"
 
 #define IMAP_IDLE_MAX 64                     /* idle connections kept per profile */
+#define IMAP_LIST_TTL_MS 30000 /* a mailbox's folder list serves its next jobs this long */
 #define IMAP_MAX_REPLY ((size_t)1 << 20)     /* one reply of a command (LIST, SEARCH, ...) */
 #define IMAP_MAX_MESSAGE ((size_t)64 << 20)  /* a message's source fetched for a forward */
 #define IMAP_MAX_SECRET 4096                 /* a password file */
@@ -96,6 +98,8 @@ struct backend_session {
     size_t len, pos, cap;
     char *selected;                /* the folder selected, or NULL */
     bool selected_rw;              /* SELECTed (read-write) rather than EXAMINEd */
+    struct imap_folders *listed;   /* the folders the last LIST named, or NULL */
+    int64_t listed_ms;             /* monotonic time of that LIST */
     imap_copy_t *copies;           /* the copies find confirmed */
     size_t ncopies;
     int64_t idle_since_ms;         /* monotonic time of the release that kept it */
@@ -783,6 +787,8 @@ static void imap_login_outcome(backend_session_t *s, CURLcode rc, const char *lo
     }
 }
 
+static void imap_folders_free(struct imap_folders **f);
+
 /* imap_session_close - log out (when the connection is sane) and free; accepts NULL. */
 static void imap_session_close(backend_session_t *s)
 {
@@ -800,6 +806,7 @@ static void imap_session_close(backend_session_t *s)
     free(s->copies);
     free(s->buf);
     free(s->selected);
+    imap_folders_free(&s->listed);
     free(s->mailbox);
     free(s);
 }
@@ -894,7 +901,7 @@ static bool imap_session_alive(backend_session_t *s)
 /* ------------------------------------------------------------------ find */
 
 /* The folders of a mailbox. */
-typedef struct {
+typedef struct imap_folders {
     char **names;
     size_t n, cap;
     const char *skip; /* the quarantine folder */
@@ -959,6 +966,16 @@ static void imap_folders_release(imap_folders_t *f)
         free(f->names[i]);
     free(f->names);
     strbuf_release(&f->name);
+}
+
+/* imap_folders_free - release and free a kept folder list; accepts NULL, clears the pointer. */
+static void imap_folders_free(imap_folders_t **f)
+{
+    if (!f || !*f)
+        return;
+    imap_folders_release(*f);
+    free(*f);
+    *f = NULL;
 }
 
 /* imap_select - SELECT (rw) or EXAMINE folder unless it is selected already as needed. */
@@ -1117,13 +1134,15 @@ static backend_status_t imap_find_in_folder(backend_session_t *s, const char *fo
                                             const char *message_id, bool *skipped, backend_outcome_t *out)
 {
     char what[300];
-    imap_reply_t r = imap_select(s, folder, false);
+    /* SELECT, not EXAMINE: the remove that follows then needs no other (BODY.PEEK and SEARCH
+     * change nothing), and the next job of this mailbox finds the folder selected */
+    imap_reply_t r = imap_select(s, folder, true);
     if (r == IMAP_NO) { /* deleted since LIST, or not selectable after all */
         *skipped = true;
         return BACKEND_OK;
     }
     if (r != IMAP_OK) {
-        snprintf(what, sizeof(what), "EXAMINE %s", folder);
+        snprintf(what, sizeof(what), "SELECT %s", folder);
         return imap_reply_outcome(s, r, out, what);
     }
     imap_uids_t hits = {0};
@@ -1175,9 +1194,17 @@ static void imap_find(backend_session_t *s, const backend_job_t *job, backend_ou
                             s->mailbox);
         goto done;
     }
-    imap_folders_t folders = {.skip = s->backend->quarantine};
-    strbuf_init(&folders.name, IMAP_MAX_REPLY);
-    imap_reply_t r = imap_command(s, IMAP_MAX_REPLY, imap_list_reply, &folders, "LIST \"\" \"*\"");
+    /* the folder list of the last LIST on this connection serves the mailbox's next jobs for
+     * IMAP_LIST_TTL_MS (a burst of jobs to one mailbox lists it once) */
+    imap_folders_t fresh = {.skip = s->backend->quarantine}, *kept = s->listed;
+    imap_reply_t r = IMAP_OK;
+    if (!kept || util_monotonic_ms() - s->listed_ms > IMAP_LIST_TTL_MS) {
+        imap_folders_free(&s->listed);
+        kept = NULL;
+        strbuf_init(&fresh.name, IMAP_MAX_REPLY);
+        r = imap_command(s, IMAP_MAX_REPLY, imap_list_reply, &fresh, "LIST \"\" \"*\"");
+    }
+    imap_folders_t folders = kept ? *kept : fresh;
     if (r != IMAP_OK) {
         imap_reply_outcome(s, r, out, "LIST");
     } else if (folders.too_many) {
@@ -1204,7 +1231,13 @@ static void imap_find(backend_session_t *s, const backend_job_t *job, backend_ou
         if (status != BACKEND_OK)
             imap_forget_copies(s);
     }
-    imap_folders_release(&folders);
+    if (!kept && r == IMAP_OK && !folders.too_many && !folders.unusable) {
+        s->listed = util_xmalloc(sizeof(*s->listed));
+        *s->listed = fresh;
+        s->listed_ms = util_monotonic_ms();
+    } else if (!kept) {
+        imap_folders_release(&fresh);
+    }
 done:
     strbuf_release(&quoted);
     free(trimmed);
