@@ -4,7 +4,8 @@
 # How they are set up follows /work/shared/reference/mailstack.md.
 #
 #   start_dovecot USER...        users USER with password "pw", master user admin/adminpw
-#                                (log in as USER*admin); exports IMAP_PORT, LMTP_PORT, DOVECOT_CONF
+#                                (log in as USER*admin); exports IMAP_PORT, LMTP_PORT, DOVECOT_CONF;
+#                                DOVECOT_EXTRA_CONF is appended to its configuration
 #   stop_dovecot                 stop it early (a test of an unreachable server)
 #   start_postfix [DOMAIN...]    smtpd on SMTP_PORT, relaying example.com and DOMAIN... to LMTP
 #   send_mail FROM TO FILE       submit FILE (an RFC 5322 message) to Postfix
@@ -97,6 +98,7 @@ service lmtp {
 protocol lmtp {
   postmaster_address = postmaster@example.com
 }
+${DOVECOT_EXTRA_CONF:-}
 EOF
 }
 

@@ -25,13 +25,17 @@ write_profile() {
 echo adminpw >"$WORK/admin.pw"
 echo Wr0ngSecret >"$WORK/wrong.pw"
 CONF="$WORK/clawback.conf"
-{
-    write_profile dovecot "$WORK/admin.pw" "forward_to = soc@example.com" "smtp_url = smtp://127.0.0.1:$SMTP_PORT"
-    write_profile permanent "$WORK/admin.pw" "delete = permanent"
-    write_profile nosmtp "$WORK/admin.pw" "forward_to = soc@example.com"
-    write_profile badpw "$WORK/wrong.pw"
-    write_profile authzid "$WORK/admin.pw" "login = authzid"
-} >"$CONF"
+# write_conf - the test's profiles, for the current IMAP_PORT and SMTP_PORT.
+write_conf() {
+    {
+        write_profile dovecot "$WORK/admin.pw" "forward_to = soc@example.com" "smtp_url = smtp://127.0.0.1:$SMTP_PORT"
+        write_profile permanent "$WORK/admin.pw" "delete = permanent"
+        write_profile nosmtp "$WORK/admin.pw" "forward_to = soc@example.com"
+        write_profile badpw "$WORK/wrong.pw"
+        write_profile authzid "$WORK/admin.pw" "login = authzid"
+    } >"$CONF"
+}
+write_conf
 
 # message FILE MESSAGE-ID SUBJECT - write a small message.
 message() {
@@ -151,4 +155,18 @@ stop_dovecot
 cli 5 --profile dovecot find --mailbox alice@example.com --message-id "<hello-1@example.org>"
 out_has "session: retry"
 echo "ok: retry when the server is unreachable"
+
+echo "== a server without MOVE: UID COPY, UID STORE, UID EXPUNGE"
+DOVECOT_EXTRA_CONF="imap_capability = IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE LITERAL+ UIDPLUS"
+start_dovecot alice@example.com bob@example.com soc@example.com
+write_conf
+imap_check --user alice@example.com capability | grep -qx MOVE && fail "MOVE still announced"
+imap_check --user alice@example.com count-is Quarantine 3 || fail "Quarantine should hold 3 messages"
+cli 0 --profile dovecot remove --mailbox alice@example.com --message-id "<phish-1@evil.test>.decoy"
+out_has "remove: ok: moved 1 copy"
+imap_check --user alice@example.com find "<phish-1@evil.test>.decoy" >"$WORK/where"
+[ "$(cat "$WORK/where")" = "Quarantine 4" ] || fail "decoy not (only) in Quarantine: $(cat "$WORK/where")"
+imap_check --user alice@example.com flags INBOX "<hello-1@example.org>" | grep -q 'Deleted' ||
+    fail "the message flagged \\Deleted by someone else was expunged"
+echo "ok: moved by copy and expunge of its UID alone; the other \\Deleted message kept"
 echo "PASS"

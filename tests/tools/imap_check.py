@@ -3,6 +3,7 @@
 
 Logs in as USER*MASTER (a Dovecot master user) or as USER alone (--password), then:
 
+  capability                   print the server's capabilities after login, one a line
   folders                      print every folder's name, one a line
   count FOLDER                 print how many messages FOLDER holds (exit 1 if it does not exist)
   count-is FOLDER N            exit 0 when FOLDER holds exactly N messages (for wait_until)
@@ -121,7 +122,11 @@ def main():
     imap = connect(args)
     cmd, a = args.command, args.args
     status = 0
-    if cmd == "folders":
+    if cmd == "capability":
+        typ, data = imap.capability()
+        for cap in data[0].decode().split():
+            print(cap)
+    elif cmd == "folders":
         for name in folders(imap):
             print(name)
     elif cmd in ("count", "count-is"):
