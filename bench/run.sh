@@ -117,3 +117,7 @@ wait_until 300 "the logger to write the fan-out's lines" events_drained
 echo "logger: $(grep -c "was initiated" "$WORK/logs/mail_logs") 'was initiated' lines and $(rcli eval "return #redis.call('KEYS', 'cb:trk:*')" 0) tracked messages $(($(now_ms) - start)) ms after it started (start-up included)"
 kill -TERM "$(pid_of enricher)" "$(pid_of dispatch)" "$(pid_of logger)"
 wait "$(pid_of enricher)" "$(pid_of dispatch)" "$(pid_of logger)" 2>/dev/null
+
+echo
+# the remediator against the local Dovecot, next to doveadm expunge (its own Redis and mail stack)
+BUILD=$BUILD bash "$ROOT/bench/remediate.sh"
