@@ -93,6 +93,13 @@ const backend_ops_t *backend_ops_for(const char *type);
 backend_status_t backend_outcome_set(backend_outcome_t *out, backend_status_t status, int64_t retry_after_ms,
                                      const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
+/* backend_read_secret - the first line of the file at path (a password, a client secret) into
+ * *out (free it with backend_free_secret); 0, or -1 with "[profile PROFILE] KEY: why" in err. */
+int backend_read_secret(const char *profile, const char *key, const char *path, char **out, char *err,
+                        size_t errsize);
+/* backend_free_secret - cleanse and free a secret; accepts NULL, clears the pointer. */
+void backend_free_secret(char **secret);
+
 /* The prefix a forwarded message's subject gets (the seed gateway's). */
 #define BACKEND_FORWARD_PREFIX "[Message Remediated] "
 /* The header that tags a forwarded message with its job id. */

@@ -50,7 +50,6 @@
 #define GRAPH_MAILBOX_HASH 256
 #define GRAPH_SWEEP_MS 60000 /* how often idle mailboxes are looked for */
 #define GRAPH_POOL_MAX 64    /* idle HTTP clients kept */
-#define GRAPH_MAX_SECRET 4096
 #define GRAPH_MAX_BODY (16 * 1024 * 1024)
 #define GRAPH_MAX_PAGES 50    /* find: result pages followed */
 #define GRAPH_MAX_COPIES 1000 /* find: copies kept */
@@ -398,15 +397,6 @@ static void graph_token_drop(backend_t *be, const char *stale)
         be->token = NULL;
     }
     pthread_mutex_unlock(&be->token_lock);
-}
-
-static void graph_secret_free(char **s)
-{
-    if (*s) {
-        OPENSSL_cleanse(*s, strlen(*s));
-        free(*s);
-        *s = NULL;
-    }
 }
 
 /* ------------------------------------------------------------------ one Graph call */
@@ -835,8 +825,8 @@ static void graph_destroy(backend_t **self)
             be->mailboxes[i] = mb->next;
             graph_mailbox_free(mb);
         }
-    graph_secret_free(&be->token);
-    graph_secret_free(&be->secret);
+    backend_free_secret(&be->token);
+    backend_free_secret(&be->secret);
     pthread_mutex_destroy(&be->token_lock);
     pthread_mutex_destroy(&be->pool_lock);
     pthread_mutex_destroy(&be->mailbox_lock);
@@ -849,24 +839,6 @@ static void graph_destroy(backend_t **self)
     free(be->ca_file);
     free(be);
     *self = NULL;
-}
-
-/* graph_read_secret - the first line of path; NULL with a reason in err. Caller cleanses. */
-static char *graph_read_secret(const char *path, char *err, size_t errsize)
-{
-    char *data = NULL, why[256];
-    size_t len = 0;
-    if (util_read_file(path, GRAPH_MAX_SECRET, &data, &len, why, sizeof(why)) < 0) {
-        snprintf(err, errsize, "cannot read secret_file: %s", why);
-        return NULL;
-    }
-    size_t n = strcspn(data, "\r\n");
-    char *secret = n ? util_xstrndup(data, n) : NULL;
-    OPENSSL_cleanse(data, len);
-    free(data);
-    if (!secret)
-        snprintf(err, errsize, "secret_file %s: the first line is empty", path);
-    return secret;
 }
 
 static backend_t *graph_open(const config_profile_t *p, char *err, size_t errsize)
@@ -886,8 +858,8 @@ static backend_t *graph_open(const config_profile_t *p, char *err, size_t errsiz
         snprintf(err, errsize, "profile %s: delete must be quarantine or permanent, not %s", p->name, mode);
         return NULL;
     }
-    char *secret = graph_read_secret(p->secret_file, err, errsize);
-    if (!secret)
+    char *secret = NULL;
+    if (backend_read_secret(p->name, "secret_file", p->secret_file, &secret, err, errsize) < 0)
         return NULL;
     backend_t *be = util_xcalloc(1, sizeof(*be));
     be->secret = secret;

@@ -33,7 +33,6 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <inttypes.h>
-#include <openssl/crypto.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -51,7 +50,6 @@
 #define IMAP_LIST_TTL_MS 30000 /* a mailbox's folder list serves its next jobs this long */
 #define IMAP_MAX_REPLY ((size_t)1 << 20)     /* one reply of a command (LIST, SEARCH, ...) */
 #define IMAP_MAX_MESSAGE ((size_t)64 << 20)  /* a message's source fetched for a forward */
-#define IMAP_MAX_SECRET 4096                 /* a password file */
 #define IMAP_MAX_FOLDERS 10000               /* folders searched in one mailbox */
 #define IMAP_MAX_COPIES 1000                 /* copies of one message kept in a session */
 #define IMAP_FETCH_BATCH 200                 /* UIDs per UID FETCH of Message-ID headers */
@@ -156,40 +154,6 @@ static void imap_printable(char *out, size_t size, const char *p, size_t n)
         out[i] = p[i] >= 0x20 && p[i] < 0x7f ? p[i] : '?';
     if (size)
         out[i] = '\0';
-}
-
-/* imap_read_secret - the first line of path into *out (caller frees and cleanses); 0, or -1
- * with a reason in err. */
-static int imap_read_secret(const char *profile, const char *key, const char *path, char **out, char *err,
-                            size_t errsize)
-{
-    char *data = NULL, why[256];
-    size_t len = 0;
-    if (util_read_file(path, IMAP_MAX_SECRET, &data, &len, why, sizeof(why)) < 0) {
-        snprintf(err, errsize, "[profile %s] %s: %s", profile, key, why);
-        return -1;
-    }
-    size_t n = strcspn(data, "\r\n");
-    if (n == 0 || memchr(data, '\0', n)) {
-        OPENSSL_cleanse(data, len);
-        free(data);
-        snprintf(err, errsize, "[profile %s] %s %s: the first line is empty", profile, key, path);
-        return -1;
-    }
-    *out = util_xstrndup(data, n);
-    OPENSSL_cleanse(data, len);
-    free(data);
-    return 0;
-}
-
-/* imap_free_secret - cleanse and free a secret string. */
-static void imap_free_secret(char **secret)
-{
-    if (*secret) {
-        OPENSSL_cleanse(*secret, strlen(*secret));
-        free(*secret);
-        *secret = NULL;
-    }
 }
 
 /* imap_append_quoted - append s as an IMAP quoted string; -1 when it holds a byte a quoted
@@ -1717,8 +1681,8 @@ static void imap_destroy(backend_t **self)
         imap_session_close(s);
     }
     pthread_mutex_destroy(&b->lock);
-    imap_free_secret(&b->password);
-    imap_free_secret(&b->smtp_password);
+    backend_free_secret(&b->password);
+    backend_free_secret(&b->smtp_password);
     free(b->name);
     free(b->url);
     free(b->username);
@@ -1785,9 +1749,9 @@ static backend_t *imap_open(const config_profile_t *p, char *err, size_t errsize
         imap_destroy(&b);
         return NULL;
     }
-    if (imap_read_secret(p->name, "password_file", p->password_file, &b->password, err, errsize) < 0 ||
+    if (backend_read_secret(p->name, "password_file", p->password_file, &b->password, err, errsize) < 0 ||
         (*p->smtp_password_file &&
-         imap_read_secret(p->name, "smtp_password_file", p->smtp_password_file, &b->smtp_password, err, errsize) < 0)) {
+         backend_read_secret(p->name, "smtp_password_file", p->smtp_password_file, &b->smtp_password, err, errsize) < 0)) {
         imap_destroy(&b);
         return NULL;
     }

@@ -22,21 +22,8 @@
 #include "backend.h"
 #include "config.h"
 
-/* The back-ends this tool knows. Only IMAP: the Graph back-end is written in parallel on
- * another branch; add &BACKEND_GRAPH here once it is merged (or use backend_ops_for). */
-static const backend_ops_t *const cli_backends[] = {&BACKEND_IMAP};
-
 static const char *const cli_status_names[] = {"ok", "not_found", "failed", "retry"};
 static const int cli_status_exit[] = {0, 3, 4, 5};
-
-/* cli_ops_for - the back-end of a profile type, or NULL. */
-static const backend_ops_t *cli_ops_for(const char *type)
-{
-    for (size_t i = 0; i < sizeof(cli_backends) / sizeof(cli_backends[0]); i++)
-        if (strcmp(cli_backends[i]->type, type) == 0)
-            return cli_backends[i];
-    return NULL;
-}
 
 /* cli_report - print one step's outcome; whether it was ok. */
 static bool cli_report(const char *step, const backend_outcome_t *out)
@@ -123,7 +110,7 @@ int main(int argc, char **argv)
         return 2;
     }
     const config_profile_t *profile = config_profile_find(cfg, profile_name);
-    const backend_ops_t *ops = profile ? cli_ops_for(profile->type) : NULL;
+    const backend_ops_t *ops = profile ? backend_ops_for(profile->type) : NULL;
     if (!ops) {
         fprintf(stderr, "backend_cli: %s %s\n", profile ? "no back-end for the type of profile" : "no profile",
                 profile_name);
