@@ -38,7 +38,6 @@ for u in users:
 lmtp.quit()
 EOF
 echo "delivered $((2 * TOTAL)) messages by LMTP"
-echo adminpw >"$WORK/imap.secret"
 CONF="$WORK/clawback.conf"
 cat >"$CONF" <<EOF
 [redis]
@@ -54,14 +53,7 @@ workers = ${BENCH_WORKERS:-8}
 domains = example.com
 action = delete
 profile = dovecot
-[profile dovecot]
-type = imap
-url = imap://127.0.0.1:$IMAP_PORT
-username = admin
-password_file = $WORK/imap.secret
-login = master
-tls_verify = no
-delete = permanent
+$(dovecot_profile dovecot "delete = permanent")
 EOF
 for u in "${users[@]}"; do
     "$BIN/clawback" -c "$CONF" ingest --rcpt "$u" "$WORK/a/$u" >/dev/null || fail "ingest $u"

@@ -28,7 +28,6 @@ start_postfix
 spawn retro python3 "$ROOT/tests/tools/feed_standin.py" --port 0 --port-file "$WORK/retro.port" --device-id DEMO-1
 wait_until 10 "the verdict service stand-in" test -s "$WORK/retro.port"
 RP=$(cat "$WORK/retro.port")
-echo adminpw >"$WORK/imap.secret"
 CONF="$WORK/clawback.conf"
 cat >"$CONF" <<EOF
 [redis]
@@ -49,14 +48,7 @@ interval = 2s
 domains = example.com
 action = delete
 profile = dovecot
-[profile dovecot]
-type = imap
-url = imap://127.0.0.1:$IMAP_PORT
-username = admin
-password_file = $WORK/imap.secret
-tls_verify = no
-forward_to = soc@example.com
-smtp_url = smtp://127.0.0.1:$SMTP_PORT
+$(dovecot_profile dovecot "forward_to = soc@example.com")
 EOF
 echo "  Redis $REDIS_URL, IMAP 127.0.0.1:$IMAP_PORT (log in as USER*admin / adminpw), SMTP 127.0.0.1:$SMTP_PORT"
 echo "  configuration: $CONF"

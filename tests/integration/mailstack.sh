@@ -219,6 +219,21 @@ with smtplib.SMTP("127.0.0.1", int(port), timeout=10) as s:
 EOF
 }
 
+# dovecot_profile NAME [LINE...] - a [profile NAME] section that reaches the private Dovecot as
+# its master user admin (its password written to $WORK/imap.secret), forwarding through the
+# private Postfix when one runs; then LINE... ("key = value") as given.
+dovecot_profile() {
+    local name=$1
+    shift
+    echo adminpw >"$WORK/imap.secret"
+    printf '[profile %s]\ntype = imap\nurl = imap://127.0.0.1:%s\nusername = admin\npassword_file = %s\n' \
+        "$name" "$IMAP_PORT" "$WORK/imap.secret"
+    printf 'login = master\ntls_verify = no\n'
+    [ -n "$SMTP_PORT" ] && printf 'smtp_url = smtp://127.0.0.1:%s\n' "$SMTP_PORT"
+    [ "$#" -gt 0 ] && printf '%s\n' "$@"
+    return 0
+}
+
 # imap_check ARGS... - the IMAP checking tool against the private Dovecot as the master user.
 imap_check() {
     python3 "$ROOT/tests/tools/imap_check.py" --port "$IMAP_PORT" --master admin --master-password adminpw "$@"

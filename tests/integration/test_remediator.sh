@@ -36,7 +36,6 @@ control() { # PORT METHOD PATH [JSON]
         fail "control $2 $3"
 }
 
-echo adminpw >"$WORK/imap.secret"
 echo graph-secret >"$WORK/graph.secret"
 cat >"$CONF" <<EOF
 [redis]
@@ -79,17 +78,7 @@ profile = dovecot
 domains = cloud.example
 action = delete
 profile = cloud
-[profile dovecot]
-type = imap
-url = imap://127.0.0.1:$IMAP_PORT
-username = admin
-password_file = $WORK/imap.secret
-login = master
-tls_verify = no
-timeout = 5s
-forward_to = soc@example.com
-forward_from = clawback@example.com
-smtp_url = smtp://127.0.0.1:$SMTP_PORT
+$(dovecot_profile dovecot "timeout = 5s" "forward_to = soc@example.com" "forward_from = clawback@example.com")
 [profile cloud]
 type = graph
 url = http://127.0.0.1:$GP/v1.0
