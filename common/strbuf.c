@@ -68,6 +68,20 @@ int strbuf_appends(strbuf_t *sb, const char *s)
     return strbuf_append(sb, s, strlen(s));
 }
 
+int strbuf_append_escaped(strbuf_t *sb, const char *s, const char *keep)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        bool plain = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                     strchr("-._~", c) || (keep && strchr(keep, c));
+        char esc[3] = {'%', hex[c >> 4], hex[c & 15]};
+        if (plain ? strbuf_append(sb, s, 1) < 0 : strbuf_append(sb, esc, 3) < 0)
+            return -1;
+    }
+    return 0;
+}
+
 int strbuf_append_int(strbuf_t *sb, int64_t v)
 {
     char digits[24];

@@ -35,6 +35,10 @@ int strbuf_appends(strbuf_t *sb, const char *s);
  * without printf, for lines built by the thousand). */
 int strbuf_append_int(strbuf_t *sb, int64_t v);
 int strbuf_appendv(strbuf_t *sb, const char *const *parts, size_t n);
+/* strbuf_append_escaped - append s percent-encoded (%XX, uppercase hex): RFC 3986 unreserved
+ * characters (A-Z a-z 0-9 - . _ ~) and those in keep (may be NULL) stay as they are. 0 or -1
+ * (the maximum; the part that fit stays). */
+int strbuf_append_escaped(strbuf_t *sb, const char *s, const char *keep);
 /* strbuf_appendf - append printf-formatted text. */
 int strbuf_appendf(strbuf_t *sb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int strbuf_vappendf(strbuf_t *sb, const char *fmt, va_list ap);

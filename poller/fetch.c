@@ -118,18 +118,6 @@ static int fetch_read_secret(fetch_job_t *job, char *out, size_t size)
     return 0;
 }
 
-/* fetch_append_escaped - append s percent-encoded (RFC 3986 unreserved characters kept). */
-static void fetch_append_escaped(strbuf_t *sb, const char *s)
-{
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || strchr("-._~", c))
-            (void)strbuf_append(sb, s, 1);
-        else
-            (void)strbuf_appendf(sb, "%%%02X", c);
-    }
-}
-
 /* fetch_append_url - append base without its trailing slashes, then path. */
 static void fetch_append_url(strbuf_t *sb, const char *base, const char *path)
 {
@@ -218,7 +206,7 @@ static int fetch_retro_register(fetch_worker_t *w, fetch_job_t *job)
     strbuf_init(&url, 4096);
     strbuf_init(&repr, 4096);
     fetch_append_url(&url, f->url, "/v1/register/device/");
-    fetch_append_escaped(&url, f->device_id);
+    strbuf_append_escaped(&url, f->device_id, NULL);
     (void)strbuf_appends(&repr, "{'org_id': ");
     fetch_py_repr(&repr, f->org_id);
     (void)strbuf_appends(&repr, ", 'model': ");
@@ -292,11 +280,11 @@ static int fetch_retro(fetch_worker_t *w, fetch_job_t *job)
         strbuf_init(&base, 4096);
         strbuf_init(&url, 8192);
         fetch_append_url(&base, job->region_uri, "/v1/retro/device/");
-        fetch_append_escaped(&base, f->device_id);
+        strbuf_append_escaped(&base, f->device_id, NULL);
         fetch_line(job, LOG_LEVEL_DEBUG, "ECS: Querying URL '%s' with parameters: {'since': '%s', 'page_size': %lld}",
                    base.data, job->since, (long long)f->page_size);
         (void)strbuf_appendf(&url, "%s?since=", base.data);
-        fetch_append_escaped(&url, job->since);
+        strbuf_append_escaped(&url, job->since, NULL);
         (void)strbuf_appendf(&url, "&page_size=%lld", (long long)f->page_size);
         char auth[4200];
         snprintf(auth, sizeof(auth), "Authorization: Bearer %s", job->token);
@@ -393,11 +381,11 @@ static int fetch_taxii21(fetch_worker_t *w, fetch_job_t *job)
     (void)strbuf_appendf(&url, "objects/?limit=%lld&match%%5Btype%%5D=indicator", (long long)f->page_size);
     if (job->since && *job->since) {
         (void)strbuf_appends(&url, "&added_after=");
-        fetch_append_escaped(&url, job->since);
+        strbuf_append_escaped(&url, job->since, NULL);
     }
     if (job->next && *job->next) {
         (void)strbuf_appends(&url, "&next=");
-        fetch_append_escaped(&url, job->next);
+        strbuf_append_escaped(&url, job->next, NULL);
     }
     fetch_line(job, LOG_LEVEL_DEBUG, "ECS: [%s] Querying URL '%s' with parameters: {'added_after': '%s', 'limit': %lld%s}",
                f->name, f->url, job->since ? job->since : "", (long long)f->page_size, job->next ? ", 'next': ..." : "");

@@ -124,19 +124,6 @@ typedef struct {
 
 /* ------------------------------------------------------------------ small helpers */
 
-/* graph_append_escaped - append s percent-encoded: RFC 3986 unreserved characters and those
- * in keep stay as they are. */
-static void graph_append_escaped(strbuf_t *sb, const char *s, const char *keep)
-{
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (isalnum(c) || strchr("-._~", c) || (keep && strchr(keep, c)))
-            (void)strbuf_append(sb, s, 1);
-        else
-            (void)strbuf_appendf(sb, "%%%02X", c);
-    }
-}
-
 /* graph_is_well_known - whether name is one of Graph's well-known folder names. */
 static bool graph_is_well_known(const char *name)
 {
@@ -334,11 +321,11 @@ static int graph_token_fetch(backend_t *be, backend_outcome_t *out)
     strbuf_t form;
     strbuf_init(&form, 0);
     (void)strbuf_appends(&form, "client_id=");
-    graph_append_escaped(&form, be->client_id, NULL);
+    strbuf_append_escaped(&form, be->client_id, NULL);
     (void)strbuf_appends(&form, "&client_secret=");
-    graph_append_escaped(&form, be->secret, NULL);
+    strbuf_append_escaped(&form, be->secret, NULL);
     (void)strbuf_appends(&form, "&grant_type=client_credentials&scope=");
-    graph_append_escaped(&form, be->scope, NULL);
+    strbuf_append_escaped(&form, be->scope, NULL);
     http_response_t resp;
     int rc = http_client_request(be->token_http, "POST", be->token_url, headers, form.data, form.len, &resp);
     OPENSSL_cleanse(form.data, form.len);
@@ -475,7 +462,7 @@ static void graph_message_url(const backend_session_t *s, strbuf_t *sb, const ch
     (void)strbuf_appends(sb, "/messages");
     if (id) {
         (void)strbuf_appends(sb, "/");
-        graph_append_escaped(sb, id, NULL);
+        strbuf_append_escaped(sb, id, NULL);
     }
     if (action) {
         (void)strbuf_appends(sb, "/");
@@ -494,7 +481,7 @@ static void graph_append_filter(strbuf_t *sb, const char *property, const char *
         (void)strbuf_append(&expr, *p == '\'' ? "''" : p, *p == '\'' ? 2 : 1);
     (void)strbuf_appends(&expr, "'");
     (void)strbuf_appends(sb, "$filter=");
-    graph_append_escaped(sb, expr.data, NULL);
+    strbuf_append_escaped(sb, expr.data, NULL);
     strbuf_release(&expr);
 }
 
@@ -514,7 +501,7 @@ static char *graph_quarantine_id(backend_session_t *s, backend_outcome_t *out)
     (void)strbuf_appendf(&url, "%s/mailFolders", s->user_url);
     if (be->quarantine_well_known) {
         (void)strbuf_appends(&url, "/");
-        graph_append_escaped(&url, be->quarantine, NULL);
+        strbuf_append_escaped(&url, be->quarantine, NULL);
         (void)strbuf_appends(&url, "?$select=id");
     } else {
         (void)strbuf_appends(&url, "?");
@@ -787,7 +774,7 @@ static backend_session_t *graph_session(backend_t *be, const char *mailbox, back
     strbuf_t url;
     strbuf_init(&url, 0);
     (void)strbuf_appendf(&url, "%s/users/", be->api_root);
-    graph_append_escaped(&url, s->mailbox, "@");
+    strbuf_append_escaped(&url, s->mailbox, "@");
     s->user_url = strbuf_detach(&url);
     return s;
 }
@@ -872,7 +859,7 @@ static backend_t *graph_open(const config_profile_t *p, char *err, size_t errsiz
         (void)strbuf_appends(&sb, p->token_url);
     } else {
         (void)strbuf_appends(&sb, "https://login.microsoftonline.com/");
-        graph_append_escaped(&sb, p->tenant, NULL);
+        strbuf_append_escaped(&sb, p->tenant, NULL);
         (void)strbuf_appends(&sb, "/oauth2/v2.0/token");
     }
     be->token_url = strbuf_detach(&sb);

@@ -311,6 +311,24 @@ static const struct {
     {INT64_MIN + 1, "-9223372036854775807"},
 };
 
+static void test_append_escaped(void **state)
+{
+    (void)state;
+    strbuf_t sb;
+    strbuf_init(&sb, 0);
+    assert_int_equal(strbuf_append_escaped(&sb, "aZ09-._~ +/=@'\xc3\xa9", NULL), 0);
+    assert_string_equal(sb.data, "aZ09-._~%20%2B%2F%3D%40%27%C3%A9");
+    strbuf_reset(&sb);
+    assert_int_equal(strbuf_append_escaped(&sb, "soc@x.example/a", "@"), 0);
+    assert_string_equal(sb.data, "soc@x.example%2Fa");
+    strbuf_release(&sb);
+    /* past the maximum: -1, and what fit stays */
+    strbuf_init(&sb, 4);
+    assert_int_equal(strbuf_append_escaped(&sb, "ab c", NULL), -1);
+    assert_string_equal(sb.data, "ab");
+    strbuf_release(&sb);
+}
+
 static void test_append_int_table(void **state)
 {
     (void)state;
@@ -507,6 +525,7 @@ int main(void)
         cmocka_unit_test(test_json_escape_table),
         cmocka_unit_test(test_json_escape_exhaustive_pairs),
         cmocka_unit_test(test_json_escape_overflow_rolls_back),
+        cmocka_unit_test(test_append_escaped),
         cmocka_unit_test(test_append_int_table),
         cmocka_unit_test(test_append_int_matches_printf),
         cmocka_unit_test(test_append_int_after_text),
