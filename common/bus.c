@@ -60,6 +60,7 @@ typedef struct {
 typedef struct {
     bus_delivery_t d; /* strings owned here */
     bus_edge_t *edge;
+    void *handle; /* its place in bus_t.held (removal without a search: thousands are kept) */
     bool kept;
     int64_t next_attempt_ms;
     int64_t backoff_ms;
@@ -1352,6 +1353,12 @@ static void bus_held_destroy(void **item)
     }
 }
 
+/* bus_held_remove - take a held delivery off the list and free it. */
+static void bus_held_remove(bus_t *self, bus_held_t *h)
+{
+    zlistx_delete(self->held, h->handle);
+}
+
 /* bus_held_count - deliveries held on behalf of an edge's handler. */
 static int64_t bus_held_count(bus_t *self)
 {
@@ -1392,7 +1399,7 @@ static void bus_hold_for_retry(bus_t *self, bus_edge_t *e, const bus_delivery_t 
     if (!held) {
         held = bus_held_new(e, d);
         held->backoff_ms = 100;
-        zlistx_add_end(self->held, held);
+        held->handle = zlistx_add_end(self->held, held);
     } else {
         held->backoff_ms = held->backoff_ms * 2 > 5000 ? 5000 : held->backoff_ms * 2;
     }
@@ -1423,7 +1430,7 @@ static void bus_handle(bus_t *self, bus_edge_t *e, const bus_delivery_t *d, bus_
     }
     if (rc == 0) {
         if (held)
-            bus_delete_item(self->held, held);
+            bus_held_remove(self, held);
         return;
     }
     bus_hold_for_retry(self, e, d, held);
@@ -1440,7 +1447,7 @@ static void bus_deliver(bus_t *self, bus_edge_t *e, const bus_delivery_t *d, bus
     if (st == BUS_DUPLICATE) {
         log_debug("bus: %s record %s is a duplicate; acknowledged", e->name, d->record_id);
         if (held)
-            bus_delete_item(self->held, held);
+            bus_held_remove(self, held);
     } else if ((int)st == BUS_NOT_DUPLICATE) {
         bus_handle(self, e, d, held);
     } else if ((int)st == BUS_UNKNOWN_ENTRY) {
@@ -1449,7 +1456,7 @@ static void bus_deliver(bus_t *self, bus_edge_t *e, const bus_delivery_t *d, bus
         log_warning("bus: %s: record %s names entry %s, which is not in the stream; dropped", e->name, d->record_id,
                     d->entry_id);
         if (held)
-            bus_delete_item(self->held, held);
+            bus_held_remove(self, held);
     } else {
         bus_hold_for_retry(self, e, d, held);
     }
@@ -1650,7 +1657,7 @@ bus_delivery_t *bus_delivery_keep(bus_t *self, const bus_delivery_t *d)
         return NULL;
     bus_held_t *h = bus_held_new(e, d);
     h->kept = true;
-    zlistx_add_end(self->held, h);
+    h->handle = zlistx_add_end(self->held, h);
     if (self->current && strcmp(self->current->entry_id, d->entry_id) == 0)
         self->current_done = true;
     return &h->d;
@@ -1665,7 +1672,7 @@ void bus_delivery_release(bus_t *self, bus_delivery_t **dp, bool hand_back)
         const char *ids[1] = {h->d.entry_id};
         bus_hand_back(self, h->edge, ids, 1);
     }
-    bus_delete_item(self->held, h);
+    bus_held_remove(self, h);
     *dp = NULL;
     for (size_t i = 0; i < self->nedges; i++) /* a slot was freed: ask for more */
         for (bus_peer_t *p = zlistx_first(self->edges[i].peers); p; p = zlistx_next(self->edges[i].peers))
@@ -1690,17 +1697,16 @@ static void bus_touch_held(bus_t *self)
 /* bus_retry_held - run the handler again on deliveries whose backoff has passed. */
 static void bus_retry_held(bus_t *self, int64_t now)
 {
-    size_t n;
-    void **items = bus_snapshot(self->held, &n);
-    for (size_t i = 0; i < n; i++) {
-        bus_held_t *h = items[i];
-        if (!zlistx_find(self->held, h)) /* released by an earlier handler call */
-            continue;
-        if (h->kept || h->next_attempt_ms > now)
-            continue;
-        bus_deliver(self, h->edge, &h->d, h);
-    }
-    free(items);
+    /* the due ones first (a handler call may release others; kept ones are never due) */
+    size_t n = 0;
+    bus_held_t **due = util_xcalloc(zlistx_size(self->held) + 1, sizeof(*due));
+    for (bus_held_t *h = zlistx_first(self->held); h; h = zlistx_next(self->held))
+        if (!h->kept && h->next_attempt_ms <= now)
+            due[n++] = h;
+    for (size_t i = 0; i < n; i++)
+        if (zlistx_find(self->held, due[i])) /* not released by an earlier handler call */
+            bus_deliver(self, due[i]->edge, &due[i]->d, due[i]);
+    free(due);
 }
 
 /* bus_flush_counters - add this process's counter deltas to cb:bus:stats. */

@@ -8,7 +8,9 @@
  * every worker thread, so everything it keeps across calls (cached connections, a token) is
  * guarded inside it. A session is one mailbox, checked out by one worker for one job and
  * returned with backend_ops.release; a back-end may keep it (an open IMAP connection) for the
- * next job of that mailbox. Strings handed in are borrowed for the call.
+ * next job of that mailbox. Strings handed in are borrowed for the call. A back-end may also
+ * take several Delete jobs of one mailbox at once (find_many, remove_many): the core then
+ * hands it the jobs of that mailbox that are waiting, together.
  *
  * Every call that talks to a server fills a backend_outcome_t:
  *   BACKEND_OK         done (find: at least one copy found);
@@ -79,7 +81,19 @@ typedef struct {
     /* remove - delete every copy found, as the profile's delete setting says (quarantine:
      * recoverable; permanent). NOT_FOUND when every copy was already gone. */
     void (*remove)(backend_session_t *session, const backend_job_t *job, backend_outcome_t *out);
+    /* find_many - (optional) find for n jobs of the session's mailbox at once (n at most
+     * BACKEND_MAX_MANY): the same as n finds, in fewer round trips (one search per folder for
+     * all of them). outs[i] is jobs[i]'s outcome; the copies of every job are kept. */
+    void (*find_many)(backend_session_t *session, const backend_job_t *jobs, size_t n, backend_outcome_t *outs);
+    /* remove_many - (optional, with find_many) remove for the jobs of the last find_many whose
+     * outs[i] is BACKEND_OK on entry (the others are left as they are): each copy of theirs
+     * is removed once, in one command per folder; outs[i] becomes jobs[i]'s remove outcome.
+     * When a command fails, the jobs whose copies it did not reach get its failure. */
+    void (*remove_many)(backend_session_t *session, const backend_job_t *jobs, size_t n, backend_outcome_t *outs);
 } backend_ops_t;
+
+/* Jobs handed to find_many / remove_many at once. */
+#define BACKEND_MAX_MANY 64
 
 /* The back-ends compiled in. */
 extern const backend_ops_t BACKEND_IMAP;

@@ -55,14 +55,25 @@
 #define IMAP_FETCH_BATCH 200                 /* UIDs per UID FETCH of Message-ID headers */
 #define IMAP_CHECK_IDLE_MS 30000             /* a connection idle longer is checked with NOOP */
 #define IMAP_MAX_DEPTH 16                    /* nesting of parenthesised lists skipped */
+#define IMAP_MAX_COMMAND 8000                /* bytes of one SEARCH or UID-set command we build
+                                              * (servers take 8 KB lines at least: RFC 7162) */
 
 typedef enum { IMAP_LOGIN_MASTER, IMAP_LOGIN_AUTHZID, IMAP_LOGIN_DIRECT } imap_login_t;
 
-/* One confirmed copy of the job's message. */
+/* One confirmed copy of a job's message. */
 typedef struct {
     char *folder; /* as LIST named it (modified UTF-7), owned */
     uint32_t uid;
+    size_t job;   /* the job's index in the last find_many (0 for a find) */
 } imap_copy_t;
+
+/* UID ranges, as a COPYUID response code's source set names them. */
+typedef struct {
+    struct imap_range {
+        uint32_t lo, hi;
+    } *v;
+    size_t n, cap;
+} imap_ranges_t;
 
 struct backend {
     char *name;       /* the profile's */
@@ -108,6 +119,7 @@ struct backend_session {
     char text[200];       /* the tagged reply, printable, for details */
     unsigned expunged;    /* untagged EXPUNGE / VANISHED replies seen */
     unsigned copyuid;     /* COPYUID response codes seen */
+    imap_ranges_t copied; /* the source UIDs those COPYUID codes named */
     char login_reply[200]; /* the server's last line during login (debug callback) */
     char curl_error[CURL_ERROR_SIZE];
 };
@@ -553,6 +565,42 @@ static int imap_read_reply(backend_session_t *s, size_t limit, int64_t deadline,
 
 /* imap_note_untagged - what every command watches in untagged replies: EXPUNGE, VANISHED,
  * COPYUID, BYE. */
+/* imap_note_copyuid - a COPYUID response code's source UID set (c after "COPYUID") into
+ * s->copied; a malformed set is ignored (the caller then knows less, not something wrong). */
+static void imap_note_copyuid(backend_session_t *s, imap_cursor_t c)
+{
+    uint32_t validity, lo, hi;
+    if (!imap_cur_sp(&c) || imap_cur_number(&c, &validity) < 0 || !imap_cur_sp(&c))
+        return;
+    s->copyuid++;
+    do {
+        if (imap_cur_number(&c, &lo) < 0)
+            return;
+        hi = lo;
+        if (c.p < c.end && *c.p == ':') {
+            c.p++;
+            if (imap_cur_number(&c, &hi) < 0)
+                return;
+        }
+        if (s->copied.n == s->copied.cap) {
+            s->copied.cap = s->copied.cap ? s->copied.cap * 2 : 8;
+            s->copied.v = util_xrealloc(s->copied.v, s->copied.cap * sizeof(*s->copied.v));
+        }
+        s->copied.v[s->copied.n].lo = lo < hi ? lo : hi;
+        s->copied.v[s->copied.n].hi = lo < hi ? hi : lo;
+        s->copied.n++;
+    } while (c.p < c.end && *c.p++ == ',');
+}
+
+/* imap_copied - whether the last command's COPYUID codes named uid as copied. */
+static bool imap_copied(const backend_session_t *s, uint32_t uid)
+{
+    for (size_t i = 0; i < s->copied.n; i++)
+        if (uid >= s->copied.v[i].lo && uid <= s->copied.v[i].hi)
+            return true;
+    return false;
+}
+
 static void imap_note_untagged(backend_session_t *s, imap_cursor_t c)
 {
     uint32_t n;
@@ -567,7 +615,7 @@ static void imap_note_untagged(backend_session_t *s, imap_cursor_t c)
         if (imap_cur_sp(&c) && c.p < c.end && *c.p == '[') {
             c.p++;
             if (imap_cur_word(&c, "COPYUID"))
-                s->copyuid++;
+                imap_note_copyuid(s, c);
         }
     } else if (imap_cur_word(&c, "BYE")) {
         s->broken = true; /* the server is closing: the tagged reply may still come */
@@ -592,7 +640,7 @@ static imap_reply_t imap_note_tagged(backend_session_t *s, imap_cursor_t c)
         size_t n = imap_cur_atom(&c, &a);
         imap_printable(s->code, sizeof(s->code), a, n < sizeof(s->code) ? n : sizeof(s->code) - 1);
         if (n == 7 && strncasecmp(a, "COPYUID", 7) == 0)
-            s->copyuid++;
+            imap_note_copyuid(s, c);
     }
     return r;
 }
@@ -621,6 +669,7 @@ static imap_reply_t imap_command(backend_session_t *s, size_t limit, imap_untagg
     va_end(ap);
     strbuf_appends(&cmd, "\r\n");
     s->expunged = s->copyuid = 0;
+    s->copied.n = 0;
     s->too_large = false;
     s->code[0] = s->text[0] = '\0';
     int rc = cmd.overflow ? -1 : imap_send(s, cmd.data, cmd.len, deadline);
@@ -768,6 +817,7 @@ static void imap_session_close(backend_session_t *s)
     for (size_t i = 0; i < s->ncopies; i++)
         free(s->copies[i].folder);
     free(s->copies);
+    free(s->copied.v);
     free(s->buf);
     free(s->selected);
     imap_folders_free(&s->listed);
@@ -972,6 +1022,25 @@ typedef struct {
     size_t n, cap;
 } imap_uids_t;
 
+/* imap_uid_wanted - whether uid is one of the candidates. */
+static bool imap_uid_wanted(const imap_uids_t *u, uint32_t uid)
+{
+    for (size_t i = 0; i < u->n; i++)
+        if (u->uids[i] == uid)
+            return true;
+    return false;
+}
+
+/* imap_uids_add - append uid. */
+static void imap_uids_add(imap_uids_t *u, uint32_t uid)
+{
+    if (u->n == u->cap) {
+        u->cap = u->cap ? u->cap * 2 : 16;
+        u->uids = util_xrealloc(u->uids, u->cap * sizeof(*u->uids));
+    }
+    u->uids[u->n++] = uid;
+}
+
 /* imap_search_reply - untagged SEARCH: the UIDs. */
 static int imap_search_reply(backend_session_t *s, imap_cursor_t *c, void *ctx)
 {
@@ -980,20 +1049,23 @@ static int imap_search_reply(backend_session_t *s, imap_cursor_t *c, void *ctx)
     if (!imap_cur_word(c, "SEARCH"))
         return 0;
     uint32_t uid;
-    while (imap_cur_sp(c) && imap_cur_number(c, &uid) == 0) {
-        if (u->n == u->cap) {
-            u->cap = u->cap ? u->cap * 2 : 16;
-            u->uids = util_xrealloc(u->uids, u->cap * sizeof(*u->uids));
-        }
-        u->uids[u->n++] = uid;
-    }
+    while (imap_cur_sp(c) && imap_cur_number(c, &uid) == 0)
+        if (!imap_uid_wanted(u, uid)) /* several searches of one folder: each hit once */
+            imap_uids_add(u, uid);
     return 0;
 }
+
+/* One job's Message-ID, as searched and confirmed. */
+typedef struct {
+    char *trimmed;  /* the value without surrounding white space, or NULL: not searched */
+    strbuf_t quoted; /* the same as an IMAP quoted string */
+} imap_wanted_t;
 
 /* The copies being confirmed in one folder. */
 typedef struct {
     const char *folder;
-    const char *message_id;
+    const imap_wanted_t *wanted;
+    size_t n;
     const imap_uids_t *candidates;
     strbuf_t body, value; /* scratch */
 } imap_confirm_t;
@@ -1039,30 +1111,23 @@ static int imap_fetch_item(imap_cursor_t *c, uint32_t *uid, strbuf_t *body, bool
     return 0;
 }
 
-/* imap_uid_wanted - whether uid is one of the candidates. */
-static bool imap_uid_wanted(const imap_uids_t *u, uint32_t uid)
-{
-    for (size_t i = 0; i < u->n; i++)
-        if (u->uids[i] == uid)
-            return true;
-    return false;
-}
-
-/* imap_add_copy - remember a confirmed copy in the session. */
-static void imap_add_copy(backend_session_t *s, const char *folder, uint32_t uid)
+/* imap_add_copy - remember a confirmed copy of job's message in the session. */
+static void imap_add_copy(backend_session_t *s, const char *folder, uint32_t uid, size_t job)
 {
     for (size_t i = 0; i < s->ncopies; i++)
-        if (s->copies[i].uid == uid && strcmp(s->copies[i].folder, folder) == 0)
+        if (s->copies[i].uid == uid && s->copies[i].job == job && strcmp(s->copies[i].folder, folder) == 0)
             return;
     if (s->ncopies == IMAP_MAX_COPIES)
         return;
     s->copies = util_xrealloc(s->copies, (s->ncopies + 1) * sizeof(*s->copies));
     s->copies[s->ncopies].folder = util_xstrdup(folder);
     s->copies[s->ncopies].uid = uid;
+    s->copies[s->ncopies].job = job;
     s->ncopies++;
 }
 
-/* imap_confirm_reply - untagged FETCH of a Message-ID header: keep the exact matches. */
+/* imap_confirm_reply - untagged FETCH of a Message-ID header: keep the exact matches, for
+ * every job whose Message-ID it is. */
 static int imap_confirm_reply(backend_session_t *s, imap_cursor_t *c, void *ctx)
 {
     imap_confirm_t *k = ctx;
@@ -1073,12 +1138,10 @@ static int imap_confirm_reply(backend_session_t *s, imap_cursor_t *c, void *ctx)
     if (uid == 0 || !have_body || !imap_uid_wanted(k->candidates, uid))
         return 0;
     size_t pos = 0;
-    while (imap_header_next(k->body.data, k->body.len, &pos, "Message-ID", &k->value)) {
-        if (strcmp(k->value.data, k->message_id) == 0) {
-            imap_add_copy(s, k->folder, uid);
-            break;
-        }
-    }
+    while (imap_header_next(k->body.data, k->body.len, &pos, "Message-ID", &k->value))
+        for (size_t j = 0; j < k->n; j++)
+            if (k->wanted[j].trimmed && strcmp(k->value.data, k->wanted[j].trimmed) == 0)
+                imap_add_copy(s, k->folder, uid, j);
     return 0;
 }
 
@@ -1092,10 +1155,37 @@ static void imap_forget_copies(backend_session_t *s)
     s->ncopies = 0;
 }
 
-/* imap_find_in_folder - search one folder and confirm its hits; BACKEND_OK (whatever was
- * found) or the failure in out. */
-static backend_status_t imap_find_in_folder(backend_session_t *s, const char *folder, const char *quoted_mid,
-                                            const char *message_id, bool *skipped, backend_outcome_t *out)
+/* imap_search_keys - the search keys of wanted[idx[lo..hi)] as one key: HEADER Message-ID
+ * keys joined by OR, as a balanced tree (IMAP's OR takes two keys; depth stays log2 n). */
+static void imap_search_keys(strbuf_t *sb, const imap_wanted_t *wanted, const size_t *idx, size_t lo, size_t hi)
+{
+    if (hi - lo == 1) {
+        strbuf_appends(sb, "HEADER Message-ID ");
+        strbuf_append(sb, wanted[idx[lo]].quoted.data, wanted[idx[lo]].quoted.len);
+        return;
+    }
+    size_t mid = lo + (hi - lo) / 2;
+    strbuf_appends(sb, "OR ");
+    imap_search_keys(sb, wanted, idx, lo, mid);
+    strbuf_appends(sb, " ");
+    imap_search_keys(sb, wanted, idx, mid, hi);
+}
+
+/* imap_uid_set - append uids[from..) as a UID set ("4,7,9") while the set stays under
+ * IMAP_MAX_COMMAND bytes (one at least); returns the index after the last one taken. */
+static size_t imap_uid_set(strbuf_t *sb, const uint32_t *uids, size_t n, size_t from)
+{
+    size_t i = from;
+    for (; i < n && (i == from || sb->len + 12 < IMAP_MAX_COMMAND); i++)
+        strbuf_appendf(sb, "%s%" PRIu32, i > from ? "," : "", uids[i]);
+    return i;
+}
+
+/* imap_find_in_folder - search one folder for every wanted Message-ID (one UID SEARCH per
+ * IMAP_MAX_COMMAND bytes of keys) and confirm the hits; BACKEND_OK (whatever was found) or
+ * the failure in out. */
+static backend_status_t imap_find_in_folder(backend_session_t *s, const char *folder, const imap_wanted_t *wanted,
+                                            size_t n, bool *skipped, backend_outcome_t *out)
 {
     char what[300];
     /* SELECT, not EXAMINE: the remove that follows then needs no other (BODY.PEEK and SEARCH
@@ -1110,21 +1200,38 @@ static backend_status_t imap_find_in_folder(backend_session_t *s, const char *fo
         return imap_reply_outcome(s, r, out, what);
     }
     imap_uids_t hits = {0};
-    r = imap_command(s, IMAP_MAX_REPLY, imap_search_reply, &hits, "UID SEARCH HEADER Message-ID %s", quoted_mid);
+    size_t *idx = util_xcalloc(n, sizeof(*idx));
+    strbuf_t keys;
+    strbuf_init(&keys, 0);
+    for (size_t i = 0; i < n && r == IMAP_OK;) {
+        size_t m = 0, bytes = 0;
+        for (; i < n && (m == 0 || bytes + wanted[i].quoted.len + 32 < IMAP_MAX_COMMAND); i++) {
+            if (!wanted[i].trimmed)
+                continue;
+            idx[m++] = i;
+            bytes += wanted[i].quoted.len + 32; /* the key, and its share of ORs */
+        }
+        if (m == 0)
+            break;
+        strbuf_reset(&keys);
+        imap_search_keys(&keys, wanted, idx, 0, m);
+        r = imap_command(s, IMAP_MAX_REPLY, imap_search_reply, &hits, "UID SEARCH %s", keys.data);
+    }
+    strbuf_release(&keys);
+    free(idx);
     if (r != IMAP_OK) {
         free(hits.uids);
         snprintf(what, sizeof(what), "UID SEARCH in %s", folder);
         return imap_reply_outcome(s, r, out, what);
     }
-    imap_confirm_t k = {.folder = folder, .message_id = message_id, .candidates = &hits};
+    imap_confirm_t k = {.folder = folder, .wanted = wanted, .n = n, .candidates = &hits};
     strbuf_init(&k.body, IMAP_MAX_REPLY);
     strbuf_init(&k.value, IMAP_MAX_REPLY);
     backend_status_t status = BACKEND_OK;
-    for (size_t i = 0; i < hits.n && status == BACKEND_OK; i += IMAP_FETCH_BATCH) {
+    for (size_t i = 0; i < hits.n && status == BACKEND_OK;) {
         strbuf_t set;
         strbuf_init(&set, 0);
-        for (size_t j = i; j < hits.n && j < i + IMAP_FETCH_BATCH; j++)
-            strbuf_appendf(&set, "%s%" PRIu32, j > i ? "," : "", hits.uids[j]);
+        i = imap_uid_set(&set, hits.uids, hits.n, i);
         r = imap_command(s, IMAP_MAX_REPLY, imap_confirm_reply, &k,
                          "UID FETCH %s (UID BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)])", set.data);
         strbuf_release(&set);
@@ -1139,24 +1246,45 @@ static backend_status_t imap_find_in_folder(backend_session_t *s, const char *fo
     return status;
 }
 
-/* imap_find - backend_ops.find. */
-static void imap_find(backend_session_t *s, const backend_job_t *job, backend_outcome_t *out)
+/* imap_wanted_release - free what imap_find_many prepared. */
+static void imap_wanted_release(imap_wanted_t *wanted, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(wanted[i].trimmed);
+        strbuf_release(&wanted[i].quoted);
+    }
+    free(wanted);
+}
+
+/* imap_find_many - backend_ops.find_many: every folder (from LIST) searched once for all the
+ * jobs' Message-IDs. */
+static void imap_find_many(backend_session_t *s, const backend_job_t *jobs, size_t n, backend_outcome_t *outs)
 {
     imap_forget_copies(s);
-    const char *mid = job->message_id ? job->message_id : "";
-    while (imap_is_wsp(*mid))
-        mid++;
-    size_t mid_len = strlen(mid);
-    while (mid_len > 0 && imap_is_wsp(mid[mid_len - 1]))
-        mid_len--;
-    char *trimmed = util_xstrndup(mid, mid_len);
-    strbuf_t quoted;
-    strbuf_init(&quoted, 0);
-    if (mid_len == 0 || imap_append_quoted(&quoted, trimmed) < 0) {
-        backend_outcome_set(out, BACKEND_FAILED, -1,
-                            "Message-ID is empty or holds a line break or 8-bit byte: not searched in %s",
-                            s->mailbox);
-        goto done;
+    imap_wanted_t *wanted = util_xcalloc(n ? n : 1, sizeof(*wanted));
+    size_t nwanted = 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *mid = jobs[i].message_id ? jobs[i].message_id : "";
+        while (imap_is_wsp(*mid))
+            mid++;
+        size_t mid_len = strlen(mid);
+        while (mid_len > 0 && imap_is_wsp(mid[mid_len - 1]))
+            mid_len--;
+        strbuf_init(&wanted[i].quoted, 0);
+        wanted[i].trimmed = util_xstrndup(mid, mid_len);
+        if (mid_len == 0 || imap_append_quoted(&wanted[i].quoted, wanted[i].trimmed) < 0) {
+            backend_outcome_set(&outs[i], BACKEND_FAILED, -1,
+                                "Message-ID is empty or holds a line break or 8-bit byte: not searched in %s",
+                                s->mailbox);
+            free(wanted[i].trimmed);
+            wanted[i].trimmed = NULL;
+            continue;
+        }
+        nwanted++;
+    }
+    if (nwanted == 0) {
+        imap_wanted_release(wanted, n);
+        return;
     }
     /* the folder list of the last LIST on this connection serves the mailbox's next jobs for
      * IMAP_LIST_TTL_MS (a burst of jobs to one mailbox lists it once) */
@@ -1169,32 +1297,42 @@ static void imap_find(backend_session_t *s, const backend_job_t *job, backend_ou
         r = imap_command(s, IMAP_MAX_REPLY, imap_list_reply, &fresh, "LIST \"\" \"*\"");
     }
     imap_folders_t folders = kept ? *kept : fresh;
+    backend_outcome_t failure = {0};
+    size_t skipped = 0;
     if (r != IMAP_OK) {
-        imap_reply_outcome(s, r, out, "LIST");
+        imap_reply_outcome(s, r, &failure, "LIST");
     } else if (folders.too_many) {
-        backend_outcome_set(out, BACKEND_FAILED, -1, "mailbox %s has more than %d folders: not searched", s->mailbox,
-                            IMAP_MAX_FOLDERS);
+        backend_outcome_set(&failure, BACKEND_FAILED, -1, "mailbox %s has more than %d folders: not searched",
+                            s->mailbox, IMAP_MAX_FOLDERS);
     } else if (folders.unusable) {
-        backend_outcome_set(out, BACKEND_FAILED, -1,
+        backend_outcome_set(&failure, BACKEND_FAILED, -1,
                             "mailbox %s has a folder whose name holds a line break or 8-bit byte: not searched",
                             s->mailbox);
     } else {
-        size_t skipped = 0;
-        backend_status_t status = BACKEND_OK;
-        for (size_t i = 0; i < folders.n && status == BACKEND_OK; i++) {
+        for (size_t i = 0; i < folders.n && failure.status == BACKEND_OK; i++) {
             bool skip = false;
-            status = imap_find_in_folder(s, folders.names[i], quoted.data, trimmed, &skip, out);
+            imap_find_in_folder(s, folders.names[i], wanted, n, &skip, &failure);
             skipped += skip;
         }
-        if (status == BACKEND_OK && s->ncopies > 0)
-            backend_outcome_set(out, BACKEND_OK, -1, "%zu cop%s in %s (%zu folders searched)", s->ncopies,
-                                s->ncopies == 1 ? "y" : "ies", s->mailbox, folders.n - skipped);
-        else if (status == BACKEND_OK)
-            backend_outcome_set(out, BACKEND_NOT_FOUND, -1, "no message with Message-ID %s in %s (%zu folders searched)",
-                                trimmed, s->mailbox, folders.n - skipped);
-        if (status != BACKEND_OK)
-            imap_forget_copies(s);
     }
+    for (size_t i = 0; i < n; i++) {
+        if (!wanted[i].trimmed)
+            continue;
+        size_t found = 0;
+        for (size_t c = 0; c < s->ncopies; c++)
+            found += s->copies[c].job == i;
+        if (failure.status != BACKEND_OK)
+            outs[i] = failure;
+        else if (found > 0)
+            backend_outcome_set(&outs[i], BACKEND_OK, -1, "%zu cop%s in %s (%zu folders searched)", found,
+                                found == 1 ? "y" : "ies", s->mailbox, folders.n - skipped);
+        else
+            backend_outcome_set(&outs[i], BACKEND_NOT_FOUND, -1,
+                                "no message with Message-ID %s in %s (%zu folders searched)", wanted[i].trimmed,
+                                s->mailbox, folders.n - skipped);
+    }
+    if (failure.status != BACKEND_OK)
+        imap_forget_copies(s);
     if (!kept && r == IMAP_OK && !folders.too_many && !folders.unusable) {
         s->listed = util_xmalloc(sizeof(*s->listed));
         *s->listed = fresh;
@@ -1202,9 +1340,13 @@ static void imap_find(backend_session_t *s, const backend_job_t *job, backend_ou
     } else if (!kept) {
         imap_folders_release(&fresh);
     }
-done:
-    strbuf_release(&quoted);
-    free(trimmed);
+    imap_wanted_release(wanted, n);
+}
+
+/* imap_find - backend_ops.find: find_many of one job. */
+static void imap_find(backend_session_t *s, const backend_job_t *job, backend_outcome_t *out)
+{
+    imap_find_many(s, job, 1, out);
 }
 
 /* ------------------------------------------------------------------ remove */
@@ -1218,105 +1360,200 @@ static imap_reply_t imap_create_quarantine(backend_session_t *s, const char *quo
     return r;
 }
 
-/* imap_copy_or_move - UID MOVE (or COPY) uid to the quarantine folder, creating it once on
- * [TRYCREATE]. */
-static imap_reply_t imap_copy_or_move(backend_session_t *s, const char *verb, uint32_t uid, const char *quoted)
+/* imap_copy_or_move - UID MOVE (or COPY) the UID set to the quarantine folder, creating it
+ * once on [TRYCREATE]. */
+static imap_reply_t imap_copy_or_move(backend_session_t *s, const char *verb, const char *set, const char *quoted)
 {
-    imap_reply_t r = imap_command(s, IMAP_MAX_REPLY, NULL, NULL, "UID %s %" PRIu32 " %s", verb, uid, quoted);
+    imap_reply_t r = imap_command(s, IMAP_MAX_REPLY, NULL, NULL, "UID %s %s %s", verb, set, quoted);
     if (r == IMAP_NO && strcasecmp(s->code, "TRYCREATE") == 0) {
         r = imap_create_quarantine(s, quoted);
         if (r == IMAP_OK)
-            r = imap_command(s, IMAP_MAX_REPLY, NULL, NULL, "UID %s %" PRIu32 " %s", verb, uid, quoted);
+            r = imap_command(s, IMAP_MAX_REPLY, NULL, NULL, "UID %s %s %s", verb, set, quoted);
     }
     return r;
 }
 
-/* imap_expunge_uid - flag uid \Deleted and expunge that UID alone (UIDPLUS); *gone tells
- * whether the server expunged something. */
-static imap_reply_t imap_expunge_uid(backend_session_t *s, uint32_t uid, bool *gone)
+/* imap_store_reply - untagged FETCH answering a UID STORE: the UIDs still there. */
+static int imap_store_reply(backend_session_t *s, imap_cursor_t *c, void *ctx)
 {
-    imap_reply_t r = imap_command(s, IMAP_MAX_REPLY, NULL, NULL, "UID STORE %" PRIu32 " +FLAGS.SILENT (\\Deleted)", uid);
-    if (r == IMAP_OK)
-        r = imap_command(s, IMAP_MAX_REPLY, NULL, NULL, "UID EXPUNGE %" PRIu32, uid);
-    *gone = r == IMAP_OK && s->expunged > 0;
+    (void)s;
+    imap_uids_t *present = ctx;
+    uint32_t uid;
+    bool have_body;
+    strbuf_t unused;
+    strbuf_init(&unused, 1);
+    int rc = imap_fetch_item(c, &uid, &unused, &have_body);
+    strbuf_release(&unused);
+    if (rc < 0)
+        return -1;
+    if (uid && !imap_uid_wanted(present, uid))
+        imap_uids_add(present, uid);
+    return 0;
+}
+
+/* imap_expunge_set - flag the UID set \Deleted and expunge those UIDs alone (UIDPLUS); the
+ * UIDs that were still there (the STORE answers for each) go to *gone when the expunge
+ * succeeded. */
+static imap_reply_t imap_expunge_set(backend_session_t *s, const char *set, imap_uids_t *gone)
+{
+    imap_uids_t present = {0};
+    imap_reply_t r =
+        imap_command(s, IMAP_MAX_REPLY, imap_store_reply, &present, "UID STORE %s +FLAGS (\\Deleted)", set);
+    if (r == IMAP_OK && present.n > 0) {
+        strbuf_t kept;
+        strbuf_init(&kept, 0);
+        imap_uid_set(&kept, present.uids, present.n, 0); /* a subset of set: fits */
+        r = imap_command(s, IMAP_MAX_REPLY, NULL, NULL, "UID EXPUNGE %s", kept.data);
+        strbuf_release(&kept);
+    }
+    if (r == IMAP_OK) {
+        for (size_t i = 0; i < present.n; i++)
+            imap_uids_add(gone, present.uids[i]);
+    }
+    free(present.uids);
     return r;
 }
 
-/* imap_remove_copy - remove one copy as the profile says; *removed false when it had vanished.
- * BACKEND_OK or the failure in out. */
-static backend_status_t imap_remove_copy(backend_session_t *s, const imap_copy_t *copy, const char *quoted_q,
-                                         bool *removed, backend_outcome_t *out)
+/* imap_remove_chunk - remove the UID set of the selected folder as the profile says; the UIDs
+ * that left the folder go to *removed. */
+static imap_reply_t imap_remove_chunk(backend_session_t *s, const char *set, const char *quoted_q,
+                                      const imap_uids_t *chunk, imap_uids_t *removed)
 {
     const backend_t *b = s->backend;
-    char what[300];
-    *removed = false;
-    imap_reply_t r = imap_select(s, copy->folder, true);
-    if (r == IMAP_NO) /* the folder is gone, and the copy with it */
-        return BACKEND_OK;
-    if (r != IMAP_OK) {
-        snprintf(what, sizeof(what), "SELECT %s", copy->folder);
-        return imap_reply_outcome(s, r, out, what);
+    if (b->permanent)
+        return imap_expunge_set(s, set, removed);
+    if (s->cap_move) {
+        imap_reply_t r = imap_copy_or_move(s, "MOVE", set, quoted_q);
+        for (size_t i = 0; r == IMAP_OK && i < chunk->n; i++)
+            /* COPYUID names what moved; a server without it moved all when it expunged */
+            if (s->copyuid ? imap_copied(s, chunk->uids[i]) : s->expunged > 0)
+                imap_uids_add(removed, chunk->uids[i]);
+        return r;
     }
-    if (!b->permanent && s->cap_move) {
-        r = imap_copy_or_move(s, "MOVE", copy->uid, quoted_q);
-        *removed = r == IMAP_OK && (s->copyuid > 0 || s->expunged > 0);
-        snprintf(what, sizeof(what), "UID MOVE %" PRIu32 " from %s to %s", copy->uid, copy->folder, b->quarantine);
-    } else if (!s->cap_uidplus) {
-        return backend_outcome_set(out, BACKEND_FAILED, -1,
-                                   "IMAP %s supports neither %sUIDPLUS: cannot remove one message alone from %s",
-                                   b->url, b->permanent ? "" : "MOVE nor ", s->mailbox);
-    } else if (!b->permanent) {
-        r = imap_copy_or_move(s, "COPY", copy->uid, quoted_q);
-        snprintf(what, sizeof(what), "UID COPY %" PRIu32 " from %s to %s", copy->uid, copy->folder, b->quarantine);
-        if (r == IMAP_OK && s->copyuid > 0) {
-            r = imap_expunge_uid(s, copy->uid, removed);
-            snprintf(what, sizeof(what), "UID EXPUNGE %" PRIu32 " in %s", copy->uid, copy->folder);
-        }
-    } else {
-        r = imap_expunge_uid(s, copy->uid, removed);
-        snprintf(what, sizeof(what), "UID EXPUNGE %" PRIu32 " in %s", copy->uid, copy->folder);
-    }
+    /* no MOVE: COPY, then flag and expunge exactly what was copied (UIDPLUS's COPYUID) */
+    imap_reply_t r = imap_copy_or_move(s, "COPY", set, quoted_q);
     if (r != IMAP_OK)
-        return imap_reply_outcome(s, r, out, what);
-    return BACKEND_OK;
+        return r;
+    imap_uids_t copied = {0};
+    for (size_t i = 0; i < chunk->n; i++)
+        if (imap_copied(s, chunk->uids[i]))
+            imap_uids_add(&copied, chunk->uids[i]);
+    if (copied.n > 0) {
+        strbuf_t cset;
+        strbuf_init(&cset, 0);
+        imap_uid_set(&cset, copied.uids, copied.n, 0); /* a subset of set: fits */
+        r = imap_expunge_set(s, cset.data, removed);
+        strbuf_release(&cset);
+    }
+    free(copied.uids);
+    return r;
 }
 
-/* imap_remove - backend_ops.remove. */
-static void imap_remove(backend_session_t *s, const backend_job_t *job, backend_outcome_t *out)
+/* Where each kept copy stands during a remove. */
+enum { IMAP_COPY_PENDING, IMAP_COPY_REMOVED, IMAP_COPY_GONE, IMAP_COPY_SKIPPED };
+
+/* imap_remove_folder - remove the pending copies in folder (of the jobs being removed), one
+ * command per IMAP_MAX_COMMAND bytes of UIDs, marking each copy removed or gone; BACKEND_OK or
+ * the failure in out (the copies not reached stay pending). */
+static backend_status_t imap_remove_folder(backend_session_t *s, const char *folder, unsigned char *state,
+                                           const char *quoted_q, backend_outcome_t *out)
 {
-    (void)job;
-    const backend_t *b = s->backend;
-    if (s->ncopies == 0) {
-        backend_outcome_set(out, BACKEND_NOT_FOUND, -1, "no copy found in %s to remove", s->mailbox);
-        return;
+    char what[300];
+    imap_uids_t uids = {0};
+    for (size_t i = 0; i < s->ncopies; i++)
+        if (state[i] == IMAP_COPY_PENDING && strcmp(s->copies[i].folder, folder) == 0 &&
+            !imap_uid_wanted(&uids, s->copies[i].uid))
+            imap_uids_add(&uids, s->copies[i].uid);
+    imap_reply_t r = imap_select(s, folder, true);
+    backend_status_t status = BACKEND_OK;
+    if (r == IMAP_NO) { /* the folder is gone, and its copies with it */
+        for (size_t i = 0; i < s->ncopies; i++)
+            if (state[i] == IMAP_COPY_PENDING && strcmp(s->copies[i].folder, folder) == 0)
+                state[i] = IMAP_COPY_GONE;
+    } else if (r != IMAP_OK) {
+        snprintf(what, sizeof(what), "SELECT %s", folder);
+        status = imap_reply_outcome(s, r, out, what);
     }
+    for (size_t from = 0; r == IMAP_OK && from < uids.n;) {
+        strbuf_t set;
+        strbuf_init(&set, 0);
+        size_t to = imap_uid_set(&set, uids.uids, uids.n, from);
+        imap_uids_t chunk = {.uids = uids.uids + from, .n = to - from}, removed = {0};
+        r = imap_remove_chunk(s, set.data, quoted_q, &chunk, &removed);
+        if (r != IMAP_OK) {
+            snprintf(what, sizeof(what), "%s of UID %s in %s",
+                     s->backend->permanent ? "UID EXPUNGE" : s->cap_move ? "UID MOVE" : "UID COPY", set.data, folder);
+            status = imap_reply_outcome(s, r, out, what);
+        }
+        for (size_t i = 0; r == IMAP_OK && i < s->ncopies; i++)
+            if (state[i] == IMAP_COPY_PENDING && strcmp(s->copies[i].folder, folder) == 0 &&
+                imap_uid_wanted(&chunk, s->copies[i].uid))
+                state[i] = imap_uid_wanted(&removed, s->copies[i].uid) ? IMAP_COPY_REMOVED : IMAP_COPY_GONE;
+        free(removed.uids);
+        strbuf_release(&set);
+        from = to;
+    }
+    free(uids.uids);
+    return status;
+}
+
+/* imap_remove_many - backend_ops.remove_many. */
+static void imap_remove_many(backend_session_t *s, const backend_job_t *jobs, size_t n, backend_outcome_t *outs)
+{
+    (void)jobs;
+    const backend_t *b = s->backend;
+    backend_outcome_t failure = {0};
     strbuf_t quoted;
     strbuf_init(&quoted, 0);
-    if (imap_append_quoted(&quoted, b->quarantine) < 0) {
-        strbuf_release(&quoted);
-        backend_outcome_set(out, BACKEND_FAILED, -1, "[profile %s] quarantine: the folder name cannot be quoted",
+    if (imap_append_quoted(&quoted, b->quarantine) < 0)
+        backend_outcome_set(&failure, BACKEND_FAILED, -1, "[profile %s] quarantine: the folder name cannot be quoted",
                             b->name);
-        return;
-    }
-    size_t removed = 0;
-    backend_status_t status = BACKEND_OK;
-    for (size_t i = 0; i < s->ncopies && status == BACKEND_OK; i++) {
-        bool gone = false;
-        status = imap_remove_copy(s, &s->copies[i], quoted.data, &gone, out);
-        removed += gone;
-    }
+    else if (!s->cap_uidplus && (b->permanent || !s->cap_move))
+        backend_outcome_set(&failure, BACKEND_FAILED, -1,
+                            "IMAP %s supports neither %sUIDPLUS: cannot remove one message alone from %s", b->url,
+                            b->permanent ? "" : "MOVE nor ", s->mailbox);
+    unsigned char *state = util_xcalloc(s->ncopies + 1, 1);
+    for (size_t i = 0; i < s->ncopies; i++)
+        if (s->copies[i].job >= n || outs[s->copies[i].job].status != BACKEND_OK)
+            state[i] = IMAP_COPY_SKIPPED;
+    for (size_t i = 0; i < s->ncopies && failure.status == BACKEND_OK; i++)
+        if (state[i] == IMAP_COPY_PENDING)
+            imap_remove_folder(s, s->copies[i].folder, state, quoted.data, &failure);
     strbuf_release(&quoted);
-    if (status != BACKEND_OK)
-        return;
-    if (removed == 0)
-        backend_outcome_set(out, BACKEND_NOT_FOUND, -1, "every copy in %s was already gone", s->mailbox);
-    else if (b->permanent)
-        backend_outcome_set(out, BACKEND_OK, -1, "deleted %zu cop%s from %s (%zu already gone)", removed,
-                            removed == 1 ? "y" : "ies", s->mailbox, s->ncopies - removed);
-    else
-        backend_outcome_set(out, BACKEND_OK, -1, "moved %zu cop%s in %s to %s (%zu already gone)", removed,
-                            removed == 1 ? "y" : "ies", s->mailbox, b->quarantine, s->ncopies - removed);
-    imap_forget_copies(s);
+    for (size_t j = 0; j < n; j++) {
+        if (outs[j].status != BACKEND_OK)
+            continue;
+        size_t total = 0, removed = 0, pending = 0;
+        for (size_t i = 0; i < s->ncopies; i++) {
+            if (s->copies[i].job != j)
+                continue;
+            total++;
+            removed += state[i] == IMAP_COPY_REMOVED;
+            pending += state[i] == IMAP_COPY_PENDING;
+        }
+        if (pending > 0)
+            outs[j] = failure;
+        else if (total == 0)
+            backend_outcome_set(&outs[j], BACKEND_NOT_FOUND, -1, "no copy found in %s to remove", s->mailbox);
+        else if (removed == 0)
+            backend_outcome_set(&outs[j], BACKEND_NOT_FOUND, -1, "every copy in %s was already gone", s->mailbox);
+        else if (b->permanent)
+            backend_outcome_set(&outs[j], BACKEND_OK, -1, "deleted %zu cop%s from %s (%zu already gone)", removed,
+                                removed == 1 ? "y" : "ies", s->mailbox, total - removed);
+        else
+            backend_outcome_set(&outs[j], BACKEND_OK, -1, "moved %zu cop%s in %s to %s (%zu already gone)", removed,
+                                removed == 1 ? "y" : "ies", s->mailbox, b->quarantine, total - removed);
+    }
+    free(state);
+    if (failure.status == BACKEND_OK)
+        imap_forget_copies(s);
+}
+
+/* imap_remove - backend_ops.remove: remove_many of the one job the last find found. */
+static void imap_remove(backend_session_t *s, const backend_job_t *job, backend_outcome_t *out)
+{
+    backend_outcome_set(out, BACKEND_OK, -1, "to remove");
+    imap_remove_many(s, job, 1, out);
 }
 
 /* ------------------------------------------------------------------ forward */
@@ -1767,4 +2004,6 @@ const backend_ops_t BACKEND_IMAP = {
     .find = imap_find,
     .forward = imap_forward,
     .remove = imap_remove,
+    .find_many = imap_find_many,
+    .remove_many = imap_remove_many,
 };

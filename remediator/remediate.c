@@ -27,6 +27,7 @@
 
 #define REMEDIATE_MAX_CHAIN 8          /* profiles in one chain */
 #define REMEDIATE_COMMIT_RETRY_MS 1000 /* a result Redis refused is committed again this often */
+#define REMEDIATE_COMMIT_PIPELINE 64   /* result commits sent before the first outcome is read */
 
 const backend_ops_t *backend_ops_for(const char *type)
 {
@@ -48,6 +49,8 @@ typedef struct {
 typedef struct task {
     struct task *next;
     record_job_t job;          /* decoded, owned */
+    char *message_id;          /* job.message_id as mailboxes hold it (in <>), owned */
+    bool groupable;            /* a Delete whose every profile's back-end takes jobs together */
     bus_delivery_t *delivery;  /* kept until the result is committed (or handed back) */
     char mailbox[321];         /* the recipient, lowercase: the key of the concurrency limit */
     int limit;                 /* jobs at once in this mailbox */
@@ -95,6 +98,7 @@ struct remediate {
 
 static void task_free(task_t *t)
 {
+    free(t->message_id);
     record_clear(&RECORD_DESC_job, &t->job);
     free(t);
 }
@@ -178,6 +182,19 @@ static int remediate_note_forward(worker_t *w, const task_t *t)
     return 0;
 }
 
+/* remediate_removed - t's outcome from its remove's (after the forward that done_detail
+ * describes, "" when the job did not forward). */
+static void remediate_removed(task_t *t, const backend_outcome_t *out, const char *done_detail)
+{
+    if (out->status == BACKEND_NOT_FOUND && *done_detail)
+        task_set(t, BACKEND_OK, -1, "%s; gone from the mailbox before it was deleted", done_detail);
+    else if (out->status != BACKEND_OK)
+        task_set(t, out->status, out->retry_after_ms, "%s%sdelete: %s", done_detail, *done_detail ? "; " : "",
+                 out->detail);
+    else
+        task_set(t, BACKEND_OK, -1, "%s%s%s", done_detail, *done_detail ? "; " : "", out->detail);
+}
+
 /* remediate_act - the job's action on the copies the profile's session found. */
 static void remediate_act(worker_t *w, task_t *t, profile_t *p, backend_session_t *s, const backend_job_t *bj)
 {
@@ -215,24 +232,64 @@ static void remediate_act(worker_t *w, task_t *t, profile_t *p, backend_session_
     }
     if (remove) {
         p->ops->remove(s, bj, &out);
-        if (out.status == BACKEND_NOT_FOUND && forward) {
-            task_set(t, BACKEND_OK, -1, "%s; gone from the mailbox before it was deleted", done_detail);
-            return;
-        }
-        if (out.status != BACKEND_OK) {
-            task_set(t, out.status, out.retry_after_ms, "%s%sdelete: %s", done_detail, *done_detail ? "; " : "",
-                     out.detail);
-            return;
-        }
-        task_set(t, BACKEND_OK, -1, "%s%s%s", done_detail, *done_detail ? "; " : "", out.detail);
+        remediate_removed(t, &out, done_detail);
         return;
     }
     task_set(t, BACKEND_OK, -1, "%s", done_detail);
 }
 
+/* What the profiles of a chain said of one job that none of them acted on yet. */
+typedef struct {
+    bool any_retry, any_not_found;
+    int64_t retry_after;
+    char why[sizeof(((task_t *)0)->detail)];
+    size_t why_len;
+} remediate_tried_t;
+
+/* remediate_tried - note one profile's outcome (name: name_len bytes) in tried. */
+static void remediate_tried(remediate_tried_t *tried, const char *name, size_t name_len, const backend_outcome_t *out)
+{
+    tried->any_retry |= out->status == BACKEND_RETRY;
+    tried->any_not_found |= out->status == BACKEND_NOT_FOUND;
+    if (out->status == BACKEND_RETRY && out->retry_after_ms > tried->retry_after)
+        tried->retry_after = out->retry_after_ms;
+    size_t room = sizeof(tried->why) - tried->why_len;
+    int k = snprintf(tried->why + tried->why_len, room, "%s%.*s: %s", tried->why_len ? "; " : "", (int)name_len, name,
+                     out->detail);
+    tried->why_len += k < 0 ? 0 : (size_t)k >= room ? room - 1 : (size_t)k;
+}
+
+/* remediate_untouched - t's outcome when no profile of its chain (n of them) acted: retried
+ * when one could not tell (RETRY), not found when one looked and found nothing, else failed
+ * with every profile's reason. */
+static void remediate_untouched(task_t *t, size_t n, const remediate_tried_t *tried)
+{
+    snprintf(t->profile, sizeof(t->profile), "%s", t->job.profile ? t->job.profile : "");
+    if (!n)
+        task_set(t, BACKEND_FAILED, -1, "the job names no profile");
+    else if (tried->any_retry)
+        task_set(t, BACKEND_RETRY, tried->retry_after, "%s", tried->why);
+    else if (tried->any_not_found)
+        task_set(t, BACKEND_NOT_FOUND, -1, "%s", tried->why);
+    else
+        task_set(t, BACKEND_FAILED, -1, "%s", tried->why);
+}
+
+/* remediate_backend_job - what the back-end needs of t. */
+static backend_job_t remediate_backend_job(const task_t *t)
+{
+    return (backend_job_t){
+        .id = t->job.id,
+        .batch = t->job.batch,
+        .mid = t->job.mid,
+        .mailbox = t->job.recipient,
+        .message_id = t->message_id,
+        .subject = t->job.subject,
+    };
+}
+
 /* remediate_run - one attempt of a task: through its profile chain, the first profile that
- * finds the message acts. When none does: retried when one could not tell (RETRY), not found
- * when one looked and found nothing, else failed with every profile's reason. */
+ * finds the message acts (remediate_untouched when none does). */
 static void remediate_run(worker_t *w, task_t *t)
 {
     remediate_t *self = w->self;
@@ -240,21 +297,8 @@ static void remediate_run(worker_t *w, task_t *t)
     const char *unknown;
     size_t unknown_len = 0;
     size_t n = remediate_chain(self, t->job.profile, chain, &unknown, &unknown_len);
-    /* the index keeps a Message-ID without its angle brackets; mailboxes hold it with them */
-    char message_id[1024];
-    snprintf(message_id, sizeof(message_id), t->job.message_id[0] == '<' ? "%s" : "<%s>", t->job.message_id);
-    backend_job_t bj = {
-        .id = t->job.id,
-        .batch = t->job.batch,
-        .mid = t->job.mid,
-        .mailbox = t->job.recipient,
-        .message_id = message_id,
-        .subject = t->job.subject,
-    };
-    bool any_retry = false, any_not_found = false;
-    int64_t retry_after = -1;
-    char why[sizeof(t->detail)] = "";
-    size_t why_len = 0;
+    backend_job_t bj = remediate_backend_job(t);
+    remediate_tried_t tried = {.retry_after = -1};
     for (size_t i = 0; i < n; i++) {
         profile_t *p = chain[i];
         backend_outcome_t out = {0};
@@ -273,25 +317,76 @@ static void remediate_run(worker_t *w, task_t *t)
                 p->ops->release(p->backend, s, out.status != BACKEND_RETRY);
             }
         }
-        any_retry |= out.status == BACKEND_RETRY;
-        any_not_found |= out.status == BACKEND_NOT_FOUND;
-        if (out.status == BACKEND_RETRY && out.retry_after_ms > retry_after)
-            retry_after = out.retry_after_ms;
-        const char *name = p ? p->cfg->name : unknown;
-        int name_len = p ? (int)strlen(name) : (int)unknown_len;
-        int k = snprintf(why + why_len, sizeof(why) - why_len, "%s%.*s: %s", why_len ? "; " : "", name_len, name,
-                         out.detail);
-        why_len = k < 0 ? why_len : why_len + (size_t)k >= sizeof(why) ? sizeof(why) - 1 : why_len + (size_t)k;
+        remediate_tried(&tried, p ? p->cfg->name : unknown, p ? strlen(p->cfg->name) : unknown_len, &out);
     }
-    snprintf(t->profile, sizeof(t->profile), "%s", t->job.profile ? t->job.profile : "");
-    if (!n)
-        task_set(t, BACKEND_FAILED, -1, "the job names no profile");
-    else if (any_retry)
-        task_set(t, BACKEND_RETRY, retry_after, "%s", why);
-    else if (any_not_found)
-        task_set(t, BACKEND_NOT_FOUND, -1, "%s", why);
-    else
-        task_set(t, BACKEND_FAILED, -1, "%s", why);
+    remediate_untouched(t, n, &tried);
+}
+
+/* remediate_run_group - one attempt of n groupable tasks of one mailbox and one profile chain
+ * (remediate_take): each profile finds all of them in one find_many and deletes those it
+ * found in one remove_many; the ones it did not find go on to the next profile. */
+static void remediate_run_group(worker_t *w, task_t **group, size_t n)
+{
+    if (n == 1) {
+        remediate_run(w, group[0]);
+        return;
+    }
+    remediate_t *self = w->self;
+    log_info("remediator: %zu Delete jobs of %s together", n, group[0]->mailbox);
+    profile_t *chain[REMEDIATE_MAX_CHAIN];
+    const char *unknown;
+    size_t unknown_len = 0;
+    size_t nchain = remediate_chain(self, group[0]->job.profile, chain, &unknown, &unknown_len);
+    remediate_tried_t *tried = util_xcalloc(n, sizeof(*tried));
+    backend_job_t *bjs = util_xcalloc(n, sizeof(*bjs));
+    backend_outcome_t *outs = util_xcalloc(n, sizeof(*outs));
+    size_t *left = util_xcalloc(n, sizeof(*left)); /* indices in group of the tasks not acted on */
+    bool *found = util_xcalloc(n, sizeof(*found));
+    size_t nleft = n;
+    for (size_t i = 0; i < n; i++) {
+        left[i] = i;
+        tried[i].retry_after = -1;
+    }
+    for (size_t c = 0; c < nchain && nleft > 0; c++) {
+        profile_t *p = chain[c]; /* groupable: every profile exists and has find_many */
+        backend_outcome_t out = {0};
+        backend_session_t *s = p->ops->session(p->backend, group[0]->job.recipient, &out);
+        if (!s) {
+            for (size_t i = 0; i < nleft; i++)
+                remediate_tried(&tried[left[i]], p->cfg->name, strlen(p->cfg->name), &out);
+            continue;
+        }
+        for (size_t i = 0; i < nleft; i++) {
+            bjs[i] = remediate_backend_job(group[left[i]]);
+            memset(&outs[i], 0, sizeof(outs[i]));
+        }
+        p->ops->find_many(s, bjs, nleft, outs);
+        for (size_t i = 0; i < nleft; i++)
+            found[i] = outs[i].status == BACKEND_OK;
+        p->ops->remove_many(s, bjs, nleft, outs);
+        bool reusable = true;
+        size_t kept = 0;
+        for (size_t i = 0; i < nleft; i++) {
+            task_t *t = group[left[i]];
+            reusable = reusable && outs[i].status != BACKEND_RETRY;
+            if (found[i]) {
+                snprintf(t->profile, sizeof(t->profile), "%s", p->cfg->name);
+                remediate_removed(t, &outs[i], "");
+            } else {
+                remediate_tried(&tried[left[i]], p->cfg->name, strlen(p->cfg->name), &outs[i]);
+                left[kept++] = left[i];
+            }
+        }
+        p->ops->release(p->backend, s, reusable);
+        nleft = kept;
+    }
+    for (size_t i = 0; i < nleft; i++)
+        remediate_untouched(group[left[i]], nchain, &tried[left[i]]);
+    free(tried);
+    free(bjs);
+    free(outs);
+    free(left);
+    free(found);
 }
 
 static intptr_t remediate_busy(remediate_t *self, const char *mailbox)
@@ -308,9 +403,23 @@ static void remediate_busy_add(remediate_t *self, const char *mailbox, intptr_t 
         zhashx_delete(self->busy, mailbox);
 }
 
+/* remediate_unlink - (locked) take t, which follows prev (NULL: the first), off the queue. */
+static void remediate_unlink(remediate_t *self, task_t *prev, task_t *t)
+{
+    if (prev)
+        prev->next = t->next;
+    else
+        self->ready = t->next;
+    if (self->ready_tail == t)
+        self->ready_tail = prev;
+    t->next = NULL;
+}
+
 /* remediate_take - (locked) the first queued task whose time has come and whose mailbox has
- * room, unlinked; NULL with *wait_ms until the earliest retry time (or -1: none). */
-static task_t *remediate_take(remediate_t *self, int64_t *wait_ms)
+ * room, unlinked, into group[0]; when it is groupable, also the next ones (up to
+ * BACKEND_MAX_MANY in all) of the same mailbox and profile chain that are groupable and due.
+ * The number taken; 0 with *wait_ms until the earliest retry time (or -1: none). */
+static size_t remediate_take(remediate_t *self, task_t **group, int64_t *wait_ms)
 {
     int64_t now = util_monotonic_ms(), earliest = -1;
     task_t *prev = NULL;
@@ -322,17 +431,26 @@ static task_t *remediate_take(remediate_t *self, int64_t *wait_ms)
         }
         if (remediate_busy(self, t->mailbox) >= t->limit)
             continue;
-        if (prev)
-            prev->next = t->next;
-        else
-            self->ready = t->next;
-        if (self->ready_tail == t)
-            self->ready_tail = prev;
-        t->next = NULL;
-        return t;
+        remediate_unlink(self, prev, t);
+        group[0] = t;
+        size_t n = 1;
+        if (!t->groupable)
+            return n;
+        task_t *before = prev, *next;
+        for (task_t *u = before ? before->next : self->ready; u && n < BACKEND_MAX_MANY; u = next) {
+            next = u->next;
+            if (u->groupable && u->not_before_ms <= now && !strcmp(u->mailbox, t->mailbox) &&
+                !strcmp(u->job.profile, t->job.profile)) {
+                remediate_unlink(self, before, u);
+                group[n++] = u;
+            } else {
+                before = u;
+            }
+        }
+        return n;
     }
     *wait_ms = earliest < 0 ? -1 : earliest - now;
-    return NULL;
+    return 0;
 }
 
 static void remediate_wait(remediate_t *self, int64_t wait_ms)
@@ -354,28 +472,35 @@ static void *remediate_worker(void *arg)
     worker_t *w = arg;
     remediate_t *self = w->self;
     pthread_mutex_lock(&self->lock);
+    task_t *group[BACKEND_MAX_MANY];
     while (!self->stopping) {
         int64_t wait_ms = -1;
-        task_t *t = remediate_take(self, &wait_ms);
-        if (!t) {
+        size_t n = remediate_take(self, group, &wait_ms);
+        if (!n) {
             remediate_wait(self, wait_ms);
             continue;
         }
-        remediate_busy_add(self, t->mailbox, 1);
-        self->stats.queued--;
-        self->stats.running++;
+        /* a group shares one session: one of the mailbox's places */
+        remediate_busy_add(self, group[0]->mailbox, 1);
+        self->stats.queued -= (int64_t)n;
+        self->stats.running += (int64_t)n;
         pthread_mutex_unlock(&self->lock);
 
-        t->attempts++;
-        if (!t->first_ms)
-            t->first_ms = util_now_ms();
-        remediate_run(w, t);
+        int64_t now = util_now_ms();
+        for (size_t i = 0; i < n; i++) {
+            group[i]->attempts++;
+            if (!group[i]->first_ms)
+                group[i]->first_ms = now;
+        }
+        remediate_run_group(w, group, n);
 
         pthread_mutex_lock(&self->lock);
-        remediate_busy_add(self, t->mailbox, -1);
-        self->stats.running--;
-        t->next = self->done;
-        self->done = t;
+        remediate_busy_add(self, group[0]->mailbox, -1);
+        self->stats.running -= (int64_t)n;
+        for (size_t i = 0; i < n; i++) {
+            group[i]->next = self->done;
+            self->done = group[i];
+        }
         uint64_t one = 1;
         if (write(self->wake_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
             log_warning("remediator: cannot wake the main thread: %s", strerror(errno));
@@ -392,8 +517,10 @@ static const char *remediate_status_name(backend_status_t st)
     return st == BACKEND_OK ? "remediated" : st == BACKEND_NOT_FOUND ? "not_found" : "failed";
 }
 
-/* remediate_commit - commit t's result, consuming its job. 0 when done with t (freed). */
-static int remediate_commit(remediate_t *self, task_t *t)
+/* remediate_commit_prepare - the commit of t's result, consuming its job; NULL when the result
+ * does not encode (cannot happen with fields from a decoded job): t was then set aside and
+ * freed. */
+static bus_commit_t *remediate_commit_prepare(remediate_t *self, task_t *t)
 {
     record_result_t r = {0};
     char id[RECORD_MAX_ID + 1], err[256];
@@ -412,25 +539,30 @@ static int remediate_commit(remediate_t *self, task_t *t)
     r.reason = t->job.reason;
     r.forward_to = *t->forward_to ? t->forward_to : NULL;
     bus_commit_t *c = bus_commit_new(self->bus, t->delivery);
-    int rc = bus_commit_add_record(c, "results", &RECORD_DESC_result, &r, err, sizeof(err));
-    if (rc < 0) { /* cannot happen with fields from a decoded job; say so rather than loop */
+    if (bus_commit_add_record(c, "results", &RECORD_DESC_result, &r, err, sizeof(err)) < 0) {
         log_warning("remediator: job %s: its result does not encode: %s", t->job.id, err);
         bus_commit_destroy(&c);
         bus_set_aside(self->bus, t->delivery, err);
         bus_delivery_release(self->bus, &t->delivery, false);
         task_free(t);
-        return 0;
+        return NULL;
     }
-    bus_status_t st = bus_commit_run(c);
-    bus_commit_destroy(&c);
+    return c;
+}
+
+/* remediate_committed - after t's result commit ran with status st: logged, counted, its job
+ * released and t freed (0); -1 when Redis did not take it (t is kept for another try). */
+static int remediate_committed(remediate_t *self, task_t *t, bus_status_t st)
+{
     if (st != BUS_OK && st != BUS_DUPLICATE) {
         log_warning("remediator: job %s: result not committed (%s); trying again", t->job.id,
                     bus_errstr(self->bus));
         return -1;
     }
     log_info("remediator: job %s (MID %" PRId64 ", %s for %s): %s%s%s%s after %d attempt%s: %s", t->job.id,
-             t->job.mid, t->job.action, t->job.recipient, r.status, *t->profile ? " with profile '" : "",
-             t->profile, *t->profile ? "'" : "", t->attempts, t->attempts == 1 ? "" : "s", t->detail);
+             t->job.mid, t->job.action, t->job.recipient, remediate_status_name(t->status),
+             *t->profile ? " with profile '" : "", t->profile, *t->profile ? "'" : "", t->attempts,
+             t->attempts == 1 ? "" : "s", t->detail);
     pthread_mutex_lock(&self->lock);
     if (t->status == BACKEND_OK)
         self->stats.remediated++;
@@ -442,6 +574,46 @@ static int remediate_commit(remediate_t *self, task_t *t)
     bus_delivery_release(self->bus, &t->delivery, false);
     task_free(t);
     return 0;
+}
+
+/* remediate_commit - commit t's result, consuming its job. 0 when done with t (freed). */
+static int remediate_commit(remediate_t *self, task_t *t)
+{
+    bus_commit_t *c = remediate_commit_prepare(self, t);
+    if (!c)
+        return 0;
+    bus_status_t st = bus_commit_run(c);
+    bus_commit_destroy(&c);
+    return remediate_committed(self, t, st);
+}
+
+/* remediate_commit_many - commit the results of n tasks, REMEDIATE_COMMIT_PIPELINE at a time
+ * sent before the first outcome is read (each commit still atomic on its own); the ones Redis
+ * did not take go to the uncommitted list, retried by the commit timer. */
+static void remediate_commit_many(remediate_t *self, task_t **tasks, size_t n)
+{
+    bus_commit_t *sent[REMEDIATE_COMMIT_PIPELINE];
+    task_t *owner[REMEDIATE_COMMIT_PIPELINE];
+    for (size_t i = 0; i < n;) {
+        size_t m = 0;
+        for (; i < n && m < REMEDIATE_COMMIT_PIPELINE; i++) {
+            bus_commit_t *c = remediate_commit_prepare(self, tasks[i]); /* may use Redis: before sends */
+            if (!c)
+                continue;
+            sent[m] = c;
+            owner[m++] = tasks[i];
+        }
+        for (size_t k = 0; k < m; k++)
+            bus_commit_send(sent[k]); /* a failed send makes finish say BUS_ERROR */
+        for (size_t k = 0; k < m; k++) {
+            bus_status_t st = bus_commit_finish(sent[k]);
+            bus_commit_destroy(&sent[k]);
+            if (remediate_committed(self, owner[k], st) < 0) {
+                owner[k]->next = self->uncommitted;
+                self->uncommitted = owner[k];
+            }
+        }
+    }
 }
 
 /* remediate_backoff_ms - the delay before attempt n + 1: backoff_min doubled per attempt,
@@ -470,8 +642,9 @@ static void remediate_queue(remediate_t *self, task_t *t)
     pthread_cond_signal(&self->work);
 }
 
-/* remediate_finished - a task back from a worker: retried later, or its result committed. */
-static void remediate_finished(remediate_t *self, task_t *t)
+/* remediate_finished - a task back from a worker: retried later (false), or its result is to
+ * be committed (true). */
+static bool remediate_finished(remediate_t *self, task_t *t)
 {
     if (t->status == BACKEND_RETRY) {
         int64_t spent = util_now_ms() - t->first_ms;
@@ -484,22 +657,19 @@ static void remediate_finished(remediate_t *self, task_t *t)
             t->not_before_ms = util_monotonic_ms() + delay;
             remediate_queue(self, t);
             pthread_mutex_unlock(&self->lock);
-            return;
+            return false;
         }
         if (self->stopping) { /* stopping: another instance takes it from the start */
             bus_delivery_release(self->bus, &t->delivery, true);
             task_free(t);
-            return;
+            return false;
         }
         char last[sizeof(t->detail)];
         snprintf(last, sizeof(last), "%s", t->detail);
         task_set(t, BACKEND_FAILED, -1, "gave up after %d attempts in %llds: %s", t->attempts,
                  (long long)(spent / 1000), last);
     }
-    if (remediate_commit(self, t) < 0) {
-        t->next = self->uncommitted;
-        self->uncommitted = t;
-    }
+    return true;
 }
 
 /* remediate_drain - take every finished task from the workers and handle it. */
@@ -510,18 +680,19 @@ static void remediate_drain(remediate_t *self)
     self->done = NULL;
     pthread_mutex_unlock(&self->lock);
     /* the list is newest first: handle in finishing order */
-    task_t *rev = NULL;
-    while (done) {
-        task_t *next = done->next;
-        done->next = rev;
-        rev = done;
-        done = next;
-    }
-    while (rev) {
-        task_t *next = rev->next;
-        remediate_finished(self, rev);
-        rev = next;
-    }
+    size_t n = 0;
+    for (task_t *t = done; t; t = t->next)
+        n++;
+    task_t **order = util_xcalloc(n + 1, sizeof(*order)), **commit = util_xcalloc(n + 1, sizeof(*commit));
+    for (size_t i = n; done; done = done->next)
+        order[--i] = done;
+    size_t ncommit = 0;
+    for (size_t i = 0; i < n; i++)
+        if (remediate_finished(self, order[i]))
+            commit[ncommit++] = order[i];
+    remediate_commit_many(self, commit, ncommit);
+    free(order);
+    free(commit);
 }
 
 static int remediate_on_wake(zloop_t *loop, zmq_pollitem_t *item, void *arg)
@@ -594,8 +765,13 @@ int remediate_on_job(bus_t *bus, const bus_delivery_t *delivery, void *arg)
     size_t nchain = remediate_chain(self, t->job.profile, chain, &unknown, &unknown_len);
     if (!nchain)
         return remediate_fail_now(self, t, "the job names no profile");
+    /* the index keeps a Message-ID without its angle brackets; mailboxes hold it with them */
+    t->message_id = util_xmalloc(strlen(t->job.message_id) + 3);
+    sprintf(t->message_id, t->job.message_id[0] == '<' ? "%s" : "<%s>", t->job.message_id);
     t->limit = 64;
+    t->groupable = !strcmp(t->job.action, "delete") && !unknown;
     for (size_t i = 0; i < nchain; i++) {
+        t->groupable = t->groupable && chain[i] && chain[i]->ops->find_many && chain[i]->ops->remove_many;
         if (!chain[i])
             continue;
         /* one IMAP connection per mailbox: one job at a time there */

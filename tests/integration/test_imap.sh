@@ -150,6 +150,46 @@ wait_until 10 "bob's login in dovecot's log" at_least $((before + 1)) logins
 [ "$(logins)" = $((before + 1)) ] || fail "expected one login for three jobs, got $(($(logins) - before))"
 echo "ok: three jobs, one login"
 
+echo "== several jobs of one mailbox together (find_many, remove_many)"
+for i in 1 2 3; do
+    message "$WORK/batch$i.eml" "<batch-$i@evil.test>" "Batch $i"
+    send_mail mallory@evil.test bob@example.com "$WORK/batch$i.eml"
+done
+message "$WORK/batchdecoy.eml" "<batch-1@evil.test>.decoy" "Batch decoy"
+send_mail mallory@evil.test bob@example.com "$WORK/batchdecoy.eml"
+wait_delivered bob@example.com 5
+imap_check --user bob@example.com copy-to INBOX "<batch-1@evil.test>" Archive
+wait_delivered bob@example.com 1 Archive
+cli 0 --profile dovecot find --mailbox bob@example.com --message-id "<batch-1@evil.test>" \
+    --message-id "<batch-2@evil.test>" --message-id "<nothing@evil.test>" --message-id "<bad
+line@evil.test>" --message-id "<batch-3@evil.test>"
+out_has "find\[0\]: ok: 2 copies in bob@example.com (2 folders searched)"
+out_has "find\[1\]: ok: 1 copy"
+out_has "find\[2\]: not_found: no message with Message-ID <nothing@evil.test>"
+out_has "find\[3\]: failed: Message-ID is empty or holds a line break"
+out_has "find\[4\]: ok: 1 copy"
+cli 0 --profile dovecot remove --mailbox bob@example.com --message-id "<batch-1@evil.test>" \
+    --message-id "<nothing@evil.test>" --message-id "<batch-2@evil.test>"
+out_has "remove\[0\]: ok: moved 2 copies in bob@example.com to Quarantine (0 already gone)"
+out_has "remove\[2\]: ok: moved 1 copy in bob@example.com to Quarantine (0 already gone)"
+grep -q "remove\[1\]" "$WORK/cli.out" && fail "a job not found was reported removed"
+imap_check --user bob@example.com find "<batch-1@evil.test>" >"$WORK/where"
+[ "$(grep -c '^Quarantine ' "$WORK/where")" = 2 ] || fail "batch-1 not twice in Quarantine: $(cat "$WORK/where")"
+imap_check --user bob@example.com find "<batch-2@evil.test>" | grep -q '^Quarantine ' || fail "batch-2 not quarantined"
+imap_check --user bob@example.com find "<batch-1@evil.test>.decoy" | grep -q '^INBOX ' || fail "the decoy moved"
+imap_check --user bob@example.com count-is INBOX 3 || fail "INBOX should keep phish-3, batch-3 and the decoy"
+imap_check --user bob@example.com count-is Archive 0 || fail "Archive should be empty"
+cli 0 --profile permanent remove --mailbox bob@example.com --message-id "<batch-2@evil.test>" \
+    --message-id "<batch-1@evil.test>.decoy"
+out_has "find\[0\]: not_found"
+out_has "remove\[1\]: ok: deleted 1 copy from bob@example.com (0 already gone)"
+imap_check --user bob@example.com find "<batch-1@evil.test>.decoy" && fail "the decoy is still there"
+imap_check --user bob@example.com find "<batch-2@evil.test>" | grep -q '^Quarantine ' ||
+    fail "batch-2 left Quarantine (the quarantine folder is never searched)"
+imap_check --user bob@example.com count-is INBOX 2 || fail "INBOX should keep phish-3 and batch-3"
+echo "ok: one search per folder for five jobs: exact matches in two folders, the decoy and a missing one told apart;"
+echo "ok: removed together to Quarantine and for good, each job with its own outcome, Quarantine not searched"
+
 echo "== server down"
 stop_dovecot
 cli 5 --profile dovecot find --mailbox alice@example.com --message-id "<hello-1@example.org>"
@@ -169,4 +209,11 @@ imap_check --user alice@example.com find "<phish-1@evil.test>.decoy" >"$WORK/whe
 imap_check --user alice@example.com flags INBOX "<hello-1@example.org>" | grep -q 'Deleted' ||
     fail "the message flagged \\Deleted by someone else was expunged"
 echo "ok: moved by copy and expunge of its UID alone; the other \\Deleted message kept"
+cli 0 --profile dovecot remove --mailbox bob@example.com --message-id "<phish-3@evil.test>" \
+    --message-id "<batch-3@evil.test>"
+out_has "remove\[0\]: ok: moved 1 copy"
+out_has "remove\[1\]: ok: moved 1 copy"
+imap_check --user bob@example.com count-is INBOX 0 || fail "bob's INBOX should be empty"
+imap_check --user bob@example.com find "<batch-3@evil.test>" | grep -q '^Quarantine ' || fail "batch-3 not quarantined"
+echo "ok: two jobs moved together by one UID COPY of both and an expunge of exactly those UIDs"
 echo "PASS"

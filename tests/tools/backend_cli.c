@@ -3,6 +3,7 @@
  *
  *   backend_cli -c CONF --profile NAME (find|forward|remove|forward-remove) --mailbox ADDR
  *               --message-id ID [--job-id ID] [--to ADDR] [--repeat N]
+ *   backend_cli -c CONF --profile NAME (find|remove) --mailbox ADDR --message-id ID --message-id ID...
  *
  * Loads CONF, opens the profile's back-end, and in one session on ADDR runs find and then the
  * action's steps (forward, remove, or both), printing one line per step:
@@ -10,6 +11,10 @@
  * runs the whole sequence N times on the same back-end (sessions are released reusable, so
  * the back-end's connection cache serves the later runs). --to defaults to the profile's
  * forward_to; --job-id to "cli-job".
+ *
+ * With several --message-id (find or remove only), the jobs go together through find_many and
+ * remove_many, as the remediator hands a mailbox's waiting Delete jobs to a back-end; each
+ * step prints one line per job: "STEP[K]: status: detail" (K from 0, in the order given).
  *
  * Exit status: that of the last step run: 0 ok, 3 not_found, 4 failed, 5 retry; 2 for bad
  * usage or a profile that cannot be opened.
@@ -62,6 +67,42 @@ static backend_status_t cli_run(const backend_ops_t *ops, backend_t *backend, co
     return out.status;
 }
 
+/* cli_run_many - find_many, then remove_many for remove, of n jobs in one session; the
+ * status of the last job's last step. */
+static backend_status_t cli_run_many(const backend_ops_t *ops, backend_t *backend, const char *action,
+                                     const backend_job_t *jobs, size_t n)
+{
+    backend_outcome_t outs[BACKEND_MAX_MANY];
+    memset(outs, 0, sizeof(outs));
+    backend_session_t *session = ops->session(backend, jobs[0].mailbox, &outs[0]);
+    if (!session) {
+        cli_report("session", &outs[0]);
+        return outs[0].status;
+    }
+    char step[32];
+    ops->find_many(session, jobs, n, outs);
+    bool reusable = true;
+    for (size_t i = 0; i < n; i++) {
+        snprintf(step, sizeof(step), "find[%zu]", i);
+        cli_report(step, &outs[i]);
+        reusable = reusable && outs[i].status != BACKEND_RETRY;
+    }
+    if (!strcmp(action, "remove")) {
+        bool found[BACKEND_MAX_MANY];
+        for (size_t i = 0; i < n; i++)
+            found[i] = outs[i].status == BACKEND_OK;
+        ops->remove_many(session, jobs, n, outs);
+        for (size_t i = 0; i < n; i++) {
+            reusable = reusable && outs[i].status != BACKEND_RETRY;
+            snprintf(step, sizeof(step), "remove[%zu]", i);
+            if (found[i])
+                cli_report(step, &outs[i]);
+        }
+    }
+    ops->release(backend, session, reusable);
+    return outs[n - 1].status;
+}
+
 /* cli_usage - print usage and return 2. */
 static int cli_usage(void)
 {
@@ -80,6 +121,8 @@ int main(int argc, char **argv)
     };
     const char *conf = NULL, *profile_name = NULL, *to = NULL;
     backend_job_t job = {.id = "cli-job", .batch = "00000000-0000-0000-0000-000000000000", .mid = 0};
+    const char *ids[BACKEND_MAX_MANY];
+    size_t nids = 0;
     long repeat = 1;
     int opt;
     while ((opt = getopt_long(argc, argv, "c:", options, NULL)) != -1) {
@@ -87,7 +130,11 @@ int main(int argc, char **argv)
         case 'c': conf = optarg; break;
         case 'p': profile_name = optarg; break;
         case 'm': job.mailbox = optarg; break;
-        case 'i': job.message_id = optarg; break;
+        case 'i':
+            if (nids == BACKEND_MAX_MANY)
+                return cli_usage();
+            job.message_id = ids[nids++] = optarg;
+            break;
         case 'j': job.id = optarg; break;
         case 't': to = optarg; break;
         case 'r': repeat = strtol(optarg, NULL, 10); break;
@@ -100,6 +147,8 @@ int main(int argc, char **argv)
     const char *action = argv[optind];
     if (strcmp(action, "find") && strcmp(action, "forward") && strcmp(action, "remove") &&
         strcmp(action, "forward-remove"))
+        return cli_usage();
+    if (nids > 1 && strcmp(action, "find") && strcmp(action, "remove"))
         return cli_usage();
 
     char err[512];
@@ -126,8 +175,23 @@ int main(int argc, char **argv)
     if (!to)
         to = profile->forward_to;
     backend_status_t status = BACKEND_OK;
-    for (long i = 0; i < repeat; i++)
-        status = cli_run(ops, backend, action, &job, to);
+    backend_job_t jobs[BACKEND_MAX_MANY];
+    for (size_t i = 0; i < nids; i++) {
+        jobs[i] = job;
+        jobs[i].message_id = ids[i];
+    }
+    for (long i = 0; i < repeat; i++) {
+        if (nids > 1 && ops->find_many && ops->remove_many)
+            status = cli_run_many(ops, backend, action, jobs, nids);
+        else if (nids > 1)
+            fprintf(stderr, "backend_cli: profile %s's back-end takes no jobs together\n", profile_name);
+        else
+            status = cli_run(ops, backend, action, &job, to);
+        if (nids > 1 && !ops->find_many) {
+            status = BACKEND_FAILED;
+            break;
+        }
+    }
     ops->destroy(&backend);
     config_destroy(&cfg);
     return cli_status_exit[status];
