@@ -153,3 +153,5 @@ stop_gracefully milter
 [ "$STOP_STATUS" = 0 ] || fail "the milter exited $STOP_STATUS after SIGTERM"
 grep -q "clawback-milter: stopped" "$WORK/milter.log" || fail "no clean stop in the log"
 echo "ok: stopped"
+grep -q "ERROR: AddressSanitizer\|runtime error" "$WORK"/*.err && fail "sanitizer report"
+echo "ok: no sanitizer report"
