@@ -344,18 +344,27 @@ static bool ready_name_valid(const char *name)
     return name[i] == '-' && strspn(name + i + 1, "0123456789") == strlen(name + i + 1) && name[i + 1];
 }
 
-int spool_list(spool_t *self, size_t max, char ***names, size_t *n)
+/* ready_open - a directory stream over ready/ from its start (caller closedir's). NULL. */
+static DIR *ready_open(spool_t *self)
 {
-    *names = NULL;
-    *n = 0;
     int fd = dup(self->ready_fd);
     DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
     if (!d) {
         if (fd >= 0)
             close(fd);
-        return -1;
+        return NULL;
     }
     rewinddir(d);
+    return d;
+}
+
+int spool_list(spool_t *self, size_t max, char ***names, size_t *n)
+{
+    *names = NULL;
+    *n = 0;
+    DIR *d = ready_open(self);
+    if (!d)
+        return -1;
     size_t cap = 0;
     struct dirent *de;
     while ((de = readdir(d)) != NULL) {
@@ -551,14 +560,9 @@ int spool_backlog(spool_t *self, size_t *depth, int64_t *oldest_age_ms)
 {
     *depth = 0;
     *oldest_age_ms = 0;
-    int fd = dup(self->ready_fd);
-    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
-    if (!d) {
-        if (fd >= 0)
-            close(fd);
+    DIR *d = ready_open(self);
+    if (!d)
         return -1;
-    }
-    rewinddir(d);
     char oldest[64] = "";
     struct dirent *de;
     while ((de = readdir(d)) != NULL) {
