@@ -14,7 +14,7 @@ SAN     ?=
 OPT     ?= -O2
 
 CFLAGS  := -std=c11 -D_GNU_SOURCE $(OPT) -g -Wall -Wextra -Werror -Wshadow \
-           -Wstrict-prototypes -Wmissing-prototypes -MMD -MP -Icommon -Iremediator \
+           -Wstrict-prototypes -Wmissing-prototypes -MMD -MP -Icommon -Iremediator -Imilter \
            $(shell pkg-config --cflags $(PKGS) 2>/dev/null) $(SAN) $(EXTRA_CFLAGS)
 LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread
 LDFLAGS := $(SAN)
@@ -25,8 +25,13 @@ LIBCOMMON   := $(BUILD)/lib/libclawback.a
 # the remediator's parts (its mailbox back-ends) without main, for its unit tests
 REMEDIATOR_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(filter-out remediator/main.c,$(wildcard remediator/*.c)))
 LIBREMEDIATOR  := $(BUILD)/lib/libremediator.a
+# the milter's spool and indexer (without main and the libmilter glue), for its unit tests
+MILTER_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(filter-out milter/main.c milter/milter.c,$(wildcard milter/*.c)))
+LIBMILTER  := $(BUILD)/lib/libmilter-spool.a
+# libmilter linked statically, its sigwait wrapped (milter/milter.c says why)
+LDLIBS_milter := -Wl,--wrap=sigwait -l:libmilter.a
 
-DAEMONS     := poller enricher remediator logger
+DAEMONS     := poller enricher remediator logger milter
 DAEMON_BINS := $(DAEMONS:%=$(BUILD)/bin/clawback-%)
 CLI_SRC     := $(wildcard cli/*.c)
 CLI_BIN     := $(BUILD)/bin/clawback
@@ -63,12 +68,16 @@ $(LIBREMEDIATOR): $(REMEDIATOR_OBJ)
 	@mkdir -p $(@D)
 	$(Q)rm -f $@ && $(AR) rcs $@ $^
 
+$(LIBMILTER): $(MILTER_OBJ)
+	@mkdir -p $(@D)
+	$(Q)rm -f $@ && $(AR) rcs $@ $^
+
 # one link rule per daemon directory: build/bin/clawback-<dir> from <dir>/*.c
 define DAEMON_RULE
 $(BUILD)/bin/clawback-$(1): $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard $(1)/*.c)) $(LIBCOMMON)
 	@mkdir -p $$(@D)
 	@$$(if $$(Q),echo "  LD    $$@")
-	$$(Q)$$(CC) $$(LDFLAGS) -o $$@ $$^ $$(LDLIBS)
+	$$(Q)$$(CC) $$(LDFLAGS) -o $$@ $$^ $$(LDLIBS_$(1)) $$(LDLIBS)
 endef
 $(foreach d,$(DAEMONS),$(eval $(call DAEMON_RULE,$(d))))
 
@@ -77,7 +86,7 @@ $(CLI_BIN): $(CLI_SRC:%.c=$(BUILD)/obj/%.o) $(LIBCOMMON)
 	@$(if $(Q),echo "  LD    $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/tests/test_%: $(BUILD)/obj/tests/unit/test_%.o $(LIBREMEDIATOR) $(LIBCOMMON)
+$(BUILD)/tests/test_%: $(BUILD)/obj/tests/unit/test_%.o $(LIBMILTER) $(LIBREMEDIATOR) $(LIBCOMMON)
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  LD    $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka

@@ -121,3 +121,7 @@ wait "$(pid_of enricher)" "$(pid_of dispatch)" "$(pid_of logger)" 2>/dev/null
 echo
 # the remediator against the local Dovecot, next to doveadm expunge (its own Redis and mail stack)
 BUILD=$BUILD bash "$ROOT/bench/remediate.sh"
+
+echo
+# what clawback-milter costs Postfix (its own Redis and mail stack)
+BUILD=$BUILD bash "$ROOT/bench/milter.sh"

@@ -4,7 +4,7 @@
  *
  * A PATH is an RFC 5322 file, a maildir, a directory of files or an mbox (common/mailsource).
  * Recipients come from --rcpt, else from the message's delivery headers (Delivered-To,
- * X-Original-To, Envelope-To), else its To and Cc. A message that cannot be parsed, or has no
+ * X-Original-To, Envelope-To), else its To and Cc (common/ingest.c, shared with clawback-milter). A message that cannot be parsed, or has no
  * recipient, is reported and skipped; a Redis failure stops the run (exit 1) with the reason.
  * On a terminal, a progress line on standard error; at the end a one-line summary on
  * standard output (indexed, failed, seconds), or the same as JSON with --json.
@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "ingest.h"
 #include "mailsource.h"
 #include "message.h"
 #include "mindex.h"
@@ -77,66 +78,23 @@ static int ingest_one(void *arg, const char *origin, const char *data, size_t le
     ingest_t *in = arg;
     message_t msg;
     char err[512];
-    if (message_parse(data, len, &in->ctx, &msg, err, sizeof(err)) != 0) {
+    if (ingest_parse(data, len, &in->ctx, &msg, err, sizeof(err)) != INGEST_OK) {
         ingest_skip(in, origin, err);
         return 0;
     }
-    const char **found = NULL;
     mindex_delivery_t d = {.rcpts = in->rcpts, .n_rcpts = in->n_rcpts, .time_ms = in->time_ms};
-    if (in->n_rcpts == 0) {
-        /* the delivery headers when present, else the header recipients (mindex_add keeps
-         * each address once) */
-        size_t n = 0;
-        found = util_xcalloc(msg.delivered_to.n + msg.to.n + msg.cc.n + 1, sizeof(*found));
-        if (msg.delivered_to.n) {
-            for (size_t i = 0; i < msg.delivered_to.n; i++)
-                found[n++] = msg.delivered_to.v[i];
-        } else {
-            for (size_t i = 0; i < msg.to.n; i++)
-                found[n++] = msg.to.v[i];
-            for (size_t i = 0; i < msg.cc.n; i++)
-                found[n++] = msg.cc.v[i];
-        }
-        d.rcpts = found;
-        d.n_rcpts = n;
-    }
-    if (d.n_rcpts == 0) {
-        message_clear(&msg);
-        free(found);
-        ingest_skip(in, origin, "no recipient: give --rcpt, or a message with Delivered-To or To");
-        return 0;
-    }
-    int rc = mindex_add(in->index, &msg, &d, NULL, NULL);
+    ingest_status_t rc = ingest_add(in->index, &msg, &d, NULL, err, sizeof(err));
     message_clear(&msg);
-    free(found);
-    if (rc == MINDEX_INVALID) {
-        ingest_skip(in, origin, mindex_errstr(in->index));
+    if (rc == INGEST_SKIPPED) {
+        ingest_skip(in, origin, err);
         return 0;
     }
-    if (rc != 0) {
+    if (rc != INGEST_OK) {
         in->redis_failed = true;
         return 1; /* stop the walk: Redis is not taking writes */
     }
     in->indexed++;
     ingest_progress(in, false);
-    return 0;
-}
-
-/* trusted_parse - the [index] trusted_relays networks. 0, or -1 after printing why. */
-static int trusted_parse(const char *list, message_net_t *nets, size_t *n)
-{
-    char *copy = util_xstrdup(list ? list : "");
-    char *save = NULL;
-    *n = 0;
-    for (char *tok = strtok_r(copy, " \t,", &save); tok; tok = strtok_r(NULL, " \t,", &save)) {
-        if (*n >= MESSAGE_MAX_TRUSTED || message_net_parse(tok, &nets[*n]) != 0) {
-            fprintf(stderr, "clawback: [index] trusted_relays: bad network '%s'\n", tok);
-            free(copy);
-            return -1;
-        }
-        (*n)++;
-    }
-    free(copy);
     return 0;
 }
 
@@ -177,13 +135,15 @@ int cli_cmd_ingest(cli_t *cli, int argc, char **argv)
         return CLI_FAILURE;
     message_net_t trusted[MESSAGE_MAX_TRUSTED];
     size_t n_trusted = 0;
-    if (trusted_parse(cfg->index_trusted_relays, trusted, &n_trusted) != 0) {
+    char err[512];
+    if (message_nets_parse(cfg->index_trusted_relays, trusted, MESSAGE_MAX_TRUSTED, &n_trusted, err,
+                           sizeof(err)) != 0) {
+        fprintf(stderr, "clawback: [index] trusted_relays: %s\n", err);
         config_destroy(&cfg);
         return CLI_FAILURE;
     }
     in.ctx.trusted = trusted;
     in.ctx.n_trusted = n_trusted;
-    char err[512];
     redis_conn_t *redis = program_redis(cfg, err, sizeof(err));
     if (!redis) {
         fprintf(stderr, "clawback ingest: %s\n", err);

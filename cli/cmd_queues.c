@@ -1,13 +1,67 @@
 /*
- * cmd_queues.c - `clawback queues`: the depth and counters of every bus edge.
+ * cmd_queues.c - `clawback queues`: the depth and counters of every bus edge, then the spool
+ * backlog each clawback-milter publishes (MILTER_STATUS_KEY; its spool_dir/status file shows
+ * the same when Redis is down).
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "bus.h"
 #include "cli.h"
 #include "strbuf.h"
 #include "topology.h"
+#include "util.h"
+
+#define MILTER_STATUS_KEY "cb:milter:status" /* milter/indexer.h */
+
+/* queues_milters - each milter's published backlog: a table, or JSON objects appended to out
+ * ({"milter": INSTANCE, "depth": N, ...}). */
+static int queues_milters(redis_conn_t *redis, int json, strbuf_t *out)
+{
+    redisReply *r = redis_conn_command(redis, "HGETALL %s", MILTER_STATUS_KEY);
+    if (!r) {
+        fprintf(stderr, "clawback: queues: %s\n", redis_conn_errstr(redis));
+        return CLI_FAILURE;
+    }
+    if (!json && r->type == REDIS_REPLY_ARRAY && r->elements)
+        printf("\n%-20s %9s %12s %10s %6s %5s %12s\n", "MILTER", "SPOOLED", "OLDEST_AGE", "INDEXED", "BAD", "REDIS",
+               "STATUS_AGE");
+    int64_t now = util_now_ms();
+    for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i + 1 < r->elements; i += 2) {
+        const char *instance = r->element[i]->str, *text = r->element[i + 1]->str;
+        if (!instance || !text)
+            continue;
+        long long depth = 0, age = 0, indexed = 0, bad = 0, updated = 0;
+        char redis_state[8] = "?";
+        const char *p;
+        if ((p = strstr(text, " depth=")))
+            depth = atoll(p + 7);
+        if ((p = strstr(text, " oldest_age_ms=")))
+            age = atoll(p + 15);
+        if ((p = strstr(text, " indexed=")))
+            indexed = atoll(p + 9);
+        if ((p = strstr(text, " bad=")))
+            bad = atoll(p + 5);
+        if ((p = strstr(text, " updated_ms=")))
+            updated = atoll(p + 12);
+        if ((p = strstr(text, " redis=")))
+            sscanf(p + 7, "%7[a-z]", redis_state);
+        if (json) {
+            strbuf_appends(out, ",{\"milter\":");
+            strbuf_append_json_string(out, instance, strlen(instance));
+            strbuf_appendf(out,
+                           ",\"depth\":%lld,\"oldest_age_ms\":%lld,\"indexed\":%lld,\"bad\":%lld,\"redis\":\"%s\","
+                           "\"status_age_ms\":%lld}",
+                           depth, age, indexed, bad, redis_state, (long long)(now - updated));
+        } else {
+            printf("%-20s %9lld %10.1fs %10lld %6lld %5s %10.1fs\n", instance, depth, (double)age / 1000.0, indexed,
+                   bad, redis_state, (double)(now - updated) / 1000.0);
+        }
+    }
+    freeReplyObject(r);
+    return CLI_OK;
+}
 
 int cli_cmd_queues(cli_t *cli, int argc, char **argv)
 {
@@ -66,6 +120,8 @@ int cli_cmd_queues(cli_t *cli, int argc, char **argv)
                    (long long)s.oversized_frames);
         }
     }
+    if (!only && rc == CLI_OK)
+        rc = queues_milters(redis, json, &out);
     strbuf_appends(&out, "]\n");
     if (json && rc == CLI_OK)
         fputs(out.data, stdout);

@@ -117,7 +117,32 @@
       "IMAP connections (one per mailbox) kept open between jobs; the least recently used close.")\
     X(poller, lease, DURATION, poller_lease_ms, "30s", 1000, 3600000,                               \
       "Several pollers may run; one holds each feed. A holder that dies is replaced after this\n"  \
-      "long (a holder that stops cleanly hands its feeds over at once).")
+      "long (a holder that stops cleanly hands its feeds over at once).")                          \
+    X(milter, listen, STR, milter_listen, "inet:10027@127.0.0.1", 0, 0,                            \
+      "Where clawback-milter listens for the MTA: inet:PORT@HOST, inet6:PORT@HOST or\n"           \
+      "unix:/PATH (Postfix: smtpd_milters = inet:HOST:PORT or unix:/PATH).")                     \
+    X(milter, spool_dir, STR, milter_spool_dir, "/var/spool/clawback-milter", 0, 0,                \
+      "Each accepted message is written here (tmp/, then ready/ until indexed; bad/ holds those\n"\
+      "that cannot be parsed) so nothing is lost while Redis is slow or down or the milter\n"     \
+      "restarts. Local disk, one per milter instance.")                                          \
+    X(milter, internal_networks, STR, milter_internal_networks, "", 0, 0,                          \
+      "Networks (space-separated) of this gateway's own senders: mail from a client inside them\n"\
+      "is recorded as outgoing and never remediated; everything else as incoming.")              \
+    X(milter, max_message_size, SIZE, milter_max_message_size, "0", 0, 209715200,                   \
+      "Bytes of a message kept and indexed; the rest of a larger message is not (it is still\n"   \
+      "accepted and delivered; logged). 0: no limit of its own (the MTA's message_size_limit;\n"  \
+      "at most 200M are indexed).")                                                              \
+    X(milter, instance, STR, milter_instance, "", 0, 0,                                            \
+      "Name under which this milter publishes its backlog (clawback queues); empty: the host name.")\
+    X(milter, sync, BOOL, milter_sync, "yes", 0, 0,                                                 \
+      "fsync each spooled message before answering the MTA, so a machine crash loses none.")      \
+    X(milter, batch, INT, milter_batch, "64", 1, 256,                                               \
+      "Spooled messages indexed per Redis round trip at most.")                                   \
+    X(milter, backoff_max, DURATION, milter_backoff_max_ms, "10s", 10, 3600000,                     \
+      "Longest delay between two attempts to index while Redis fails (it starts at 100 ms and\n" \
+      "doubles).")                                                                                \
+    X(milter, status_interval, DURATION, milter_status_interval_ms, "5s", 100, 3600000,             \
+      "How often the milter publishes its backlog (Redis, and spool_dir/status).")
 
 /* The keys of a [feed NAME] section: X(key, type, member, default, min, max, documentation).
  * Which keys a feed type reads is documented in docs/feeds.md. */

@@ -259,7 +259,7 @@ int daemon_main(int argc, char **argv, const daemon_spec_t *spec, void *state)
     }
     log_info("%s %s starting (config %s, redis %s)", spec->program, CLAWBACK_VERSION,
              d.cfg->path ? d.cfg->path : "embedded defaults", redis_conn_describe(d.redis));
-    if (daemon_wait_for_redis(&d, &signals) < 0) {
+    if (!spec->redis_optional && daemon_wait_for_redis(&d, &signals) < 0) {
         rc = 0;
         goto out;
     }

@@ -5,8 +5,9 @@
  * this order: options (-c FILE, --redis URL, --log-level LEVEL, --help, --version), the
  * configuration (the file given, else /etc/clawback/clawback.conf if present, else the
  * embedded defaults; a bad file refuses to start), logging, signals, the Redis connection
- * (waited for, not fatal, when Redis is not up yet), the bus (the daemon dispatches every
- * edge it produces and consumes every edge it consumes, per topology.h), then the daemon's
+ * (waited for, not fatal, when Redis is not up yet; not waited for when redis_optional), the
+ * bus (the daemon dispatches every edge it produces and consumes every edge it consumes, per
+ * topology.h), then the daemon's
  * start callback and the event loop (czmq zloop) with its timers.
  *
  * Signals: SIGTERM and SIGINT stop gracefully: the loop ends, the daemon's stop callback
@@ -20,6 +21,7 @@
 #define CLAWBACK_DAEMON_H
 
 #include <czmq.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -45,6 +47,9 @@ typedef struct {
     void (*reopen)(daemon_t *daemon, void *state);
     const daemon_input_t *inputs;
     size_t ninputs;
+    /* redis_optional - start without waiting for Redis (clawback-milter must answer the MTA
+     * whether Redis is up or not; it keeps its own connection and retries). */
+    bool redis_optional;
 } daemon_spec_t;
 
 /* daemon_main - run a daemon; returns the exit status for main() to return. */

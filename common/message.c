@@ -498,23 +498,58 @@ static bool net_contains(const message_net_t *net, int family, const unsigned ch
     return true;
 }
 
-static bool ip_trusted(const message_context_t *ctx, const char *ip)
+int message_nets_parse(const char *list, message_net_t *nets, size_t max, size_t *n, char *err, size_t errsize)
+{
+    char *copy = util_xstrdup(list ? list : "");
+    char *save = NULL;
+    int rc = 0;
+    *n = 0;
+    for (char *tok = strtok_r(copy, " \t,", &save); tok; tok = strtok_r(NULL, " \t,", &save)) {
+        if (*n >= max || message_net_parse(tok, &nets[*n]) != 0) {
+            if (*n >= max)
+                snprintf(err, errsize, "more than %zu networks", max);
+            else
+                snprintf(err, errsize, "bad network '%s'", tok);
+            rc = -1;
+            break;
+        }
+        (*n)++;
+    }
+    free(copy);
+    return rc;
+}
+
+/* ip_parse - ip as bytes into addr[16]; its family, or 0 when it is not an address. */
+static int ip_parse(const char *ip, unsigned char addr[16])
+{
+    if (!ip)
+        return 0;
+    if (inet_pton(AF_INET, ip, addr) == 1)
+        return AF_INET;
+    if (inet_pton(AF_INET6, ip, addr) == 1)
+        return AF_INET6;
+    return 0;
+}
+
+bool message_nets_contain(const message_net_t *nets, size_t n, const char *ip)
 {
     unsigned char addr[16];
-    int family = AF_INET;
-    if (inet_pton(AF_INET, ip, addr) != 1) {
-        family = AF_INET6;
-        if (inet_pton(AF_INET6, ip, addr) != 1)
-            return false;
-    }
-    if (!ctx || !ctx->trusted) {
-        static const unsigned char v6_loopback[16] = {[15] = 1};
-        return family == AF_INET ? addr[0] == 127 : memcmp(addr, v6_loopback, 16) == 0;
-    }
-    for (size_t i = 0; i < ctx->n_trusted; i++)
-        if (net_contains(&ctx->trusted[i], family, addr))
+    int family = ip_parse(ip, addr);
+    for (size_t i = 0; family && i < n; i++)
+        if (net_contains(&nets[i], family, addr))
             return true;
     return false;
+}
+
+static bool ip_trusted(const message_context_t *ctx, const char *ip)
+{
+    if (!ctx || !ctx->trusted) {
+        unsigned char addr[16];
+        int family = ip_parse(ip, addr);
+        static const unsigned char v6_loopback[16] = {[15] = 1};
+        return family == AF_INET ? addr[0] == 127 : family == AF_INET6 && memcmp(addr, v6_loopback, 16) == 0;
+    }
+    return message_nets_contain(ctx->trusted, ctx->n_trusted, ip);
 }
 
 /* received_hop - the client IP and HELO name of one Received header's "from" clause. Returns

@@ -117,6 +117,13 @@ int message_to_json(const message_t *msg, strbuf_t *out);
 /* message_net_parse - parse "10.0.0.0/8", "192.0.2.1", "2001:db8::/32" into *net. 0 or -1. */
 int message_net_parse(const char *text, message_net_t *net);
 
+/* message_nets_parse - a space- or comma-separated list of networks ("10.0.0.0/8 ::1") into
+ * nets (at most max); *n is set to their number. 0, or -1 with the bad word in err. */
+int message_nets_parse(const char *list, message_net_t *nets, size_t max, size_t *n, char *err, size_t errsize);
+
+/* message_nets_contain - whether the address ip (text, IPv4 or IPv6) is in one of nets. */
+bool message_nets_contain(const message_net_t *nets, size_t n, const char *ip);
+
 /* message_url_collect - refang, unwrap and canonicalize one URL candidate, adding every
  * distinct canonical layer to msg->urls (used by message_parse; exposed for the CLI and
  * tests). Returns the number of new URLs added. */

@@ -8,7 +8,7 @@ libmsgpack-dev libssl-dev libhiredis-dev libcmocka-dev libinih-dev uuid-dev
 redis-server redis-tools curl procps
 libgmime-3.0-dev libxml2-dev libidn2-dev libpsl-dev publicsuffix rspamd
 libjansson-dev python3 openssl
-dovecot-imapd dovecot-lmtpd postfix"
+dovecot-imapd dovecot-lmtpd postfix libmilter-dev"
 
 missing=""
 for p in $PACKAGES; do

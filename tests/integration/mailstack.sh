@@ -7,7 +7,8 @@
 #                                (log in as USER*admin); exports IMAP_PORT, LMTP_PORT, DOVECOT_CONF;
 #                                DOVECOT_EXTRA_CONF is appended to its configuration
 #   stop_dovecot                 stop it early (a test of an unreachable server)
-#   start_postfix [DOMAIN...]    smtpd on SMTP_PORT, relaying example.com and DOMAIN... to LMTP
+#   start_postfix [DOMAIN...]    smtpd on SMTP_PORT, relaying example.com and DOMAIN... to LMTP;
+#                                POSTFIX_EXTRA_CONF (lines) is appended to its main.cf (milters)
 #   send_mail FROM TO FILE       submit FILE (an RFC 5322 message) to Postfix
 #   wait_delivered USER COUNT [FOLDER]   wait (bounded) until FOLDER (INBOX) holds COUNT messages
 #   imap_check ARGS...           tests/tools/imap_check.py against this Dovecot
@@ -164,6 +165,7 @@ maillog_file = $WORK/maillog
 maillog_file_prefixes = $WORK
 smtputf8_enable = no
 biff = no
+${POSTFIX_EXTRA_CONF:-}
 EOF
     # the package's master.cf without chroot (no jail to populate), smtpd on the chosen port
     awk -v port="$SMTP_PORT" '
