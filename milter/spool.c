@@ -302,8 +302,9 @@ int spool_msg_commit(spool_msg_t **mp, spool_envelope_t *env, char name[64], cha
              (uint_fast64_t)atomic_fetch_add(&s->seq, 1));
     if (!m->failed && renameat(s->tmp_fd, m->tmp_name, s->ready_fd, ready) != 0)
         msg_fail(m, "cannot move into ready/");
-    /* the rename reaches the disk with the next message's fdatasync or the directory's own
-     * write-back; a machine crash in between loses at most that rename (docs/milter.md) */
+    /* the rename is on disk only once ready/ itself is synced: before the MTA hears accept */
+    if (!m->failed && s->sync && fsync(s->ready_fd) != 0)
+        msg_fail(m, "cannot sync ready/");
     if (m->failed) {
         snprintf(err, errsize, "%s", m->errstr);
         unlinkat(s->tmp_fd, m->tmp_name, 0);
