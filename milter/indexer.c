@@ -20,6 +20,7 @@
 
 #define INDEXER_BACKOFF_MIN_MS 100
 #define INDEXER_BACKLOG_LOG_MS 60000 /* a backlog is logged at most this often */
+#define INDEXER_RELIST_MS 60000      /* ready/ is listed again this often when idle (files put back) */
 
 struct indexer {
     const config_t *cfg;
@@ -32,9 +33,10 @@ struct indexer {
     size_t n_internal;
     char instance[256];
 
-    /* the ready/ names still to do, from the last listing */
+    /* the ready/ names still to do: from the last listing, then as the milter commits them */
     char **names;
     size_t n_names, pos;
+    int64_t listed_ms; /* monotonic time of the last listing of ready/; 0: never */
     bool check; /* the next round checks each message against the index first */
     bool redis_down;
     int64_t last_backlog_log_ms;
@@ -46,6 +48,8 @@ struct indexer {
     pthread_mutex_t lock;
     pthread_cond_t cond;
     bool woken, stopping; /* under lock */
+    char **pushed;        /* under lock: names committed since the indexer last took them */
+    size_t n_pushed, cap_pushed;
 };
 
 /* indexer_connect - a fresh Redis connection and index (after start or a failure, so that no
@@ -107,6 +111,61 @@ static void names_clear(indexer_t *self)
     self->n_names = self->pos = 0;
 }
 
+/* take_pushed - (locked) the names pushed since the last call, appended to names. */
+static void take_pushed(indexer_t *self)
+{
+    if (self->n_pushed == 0)
+        return;
+    self->names = util_xrealloc(self->names, (self->n_names + self->n_pushed) * sizeof(*self->names));
+    memcpy(self->names + self->n_names, self->pushed, self->n_pushed * sizeof(*self->pushed));
+    self->n_names += self->n_pushed;
+    self->n_pushed = 0;
+}
+
+static int cmp_name(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* next_names - the next names to do, when the current ones are done: what the milter pushed,
+ * or, at the first round and every INDEXER_RELIST_MS when nothing was pushed, a listing of
+ * ready/ (with the pushed ones merged in, each name once, in arrival order). Listing a
+ * directory that grew during a backlog reads every block of it: never once per message. */
+static int next_names(indexer_t *self)
+{
+    names_clear(self);
+    int64_t now = util_monotonic_ms();
+    bool relist = !self->listed_ms || now - self->listed_ms >= INDEXER_RELIST_MS;
+    pthread_mutex_lock(&self->lock);
+    relist = relist && (!self->listed_ms || self->n_pushed == 0);
+    if (!relist) {
+        take_pushed(self);
+        pthread_mutex_unlock(&self->lock);
+        return 0;
+    }
+    take_pushed(self); /* before listing: a name pushed later is in the next round only */
+    pthread_mutex_unlock(&self->lock);
+    char **listed = NULL;
+    size_t n_listed = 0;
+    if (spool_list(self->spool, 0, &listed, &n_listed) != 0)
+        return -1;
+    self->listed_ms = now;
+    self->names = util_xrealloc(self->names, (self->n_names + n_listed + 1) * sizeof(*self->names));
+    memcpy(self->names + self->n_names, listed, n_listed * sizeof(*listed));
+    self->n_names += n_listed;
+    free(listed);
+    qsort(self->names, self->n_names, sizeof(*self->names), cmp_name);
+    size_t kept = 0;
+    for (size_t i = 0; i < self->n_names; i++) {
+        if (kept && strcmp(self->names[kept - 1], self->names[i]) == 0)
+            free(self->names[i]);
+        else
+            self->names[kept++] = self->names[i];
+    }
+    self->n_names = kept;
+    return 0;
+}
+
 void indexer_destroy(indexer_t **selfp)
 {
     if (!selfp || !*selfp)
@@ -114,6 +173,9 @@ void indexer_destroy(indexer_t **selfp)
     indexer_t *self = *selfp;
     indexer_stop(self);
     names_clear(self);
+    for (size_t i = 0; i < self->n_pushed; i++)
+        free(self->pushed[i]);
+    free(self->pushed);
     mindex_destroy(&self->index);
     redis_conn_destroy(&self->redis);
     pthread_mutex_destroy(&self->lock);
@@ -190,8 +252,7 @@ int indexer_run_once(indexer_t *self, size_t *done)
     if (!self->index)
         return redis_failed(self, "no Redis connection");
     if (self->pos >= self->n_names) {
-        names_clear(self);
-        if (spool_list(self->spool, 0, &self->names, &self->n_names) != 0) {
+        if (next_names(self) != 0) {
             log_critical("milter: cannot list %s/ready: %s", spool_dir(self->spool), strerror(errno));
             return 0;
         }
@@ -400,9 +461,14 @@ int indexer_start(indexer_t *self)
     return 0;
 }
 
-void indexer_wake(indexer_t *self)
+void indexer_push(indexer_t *self, const char *name)
 {
     pthread_mutex_lock(&self->lock);
+    if (self->n_pushed == self->cap_pushed) {
+        self->cap_pushed = self->cap_pushed ? self->cap_pushed * 2 : 64;
+        self->pushed = util_xrealloc(self->pushed, self->cap_pushed * sizeof(*self->pushed));
+    }
+    self->pushed[self->n_pushed++] = util_xstrdup(name);
     self->woken = true;
     pthread_cond_signal(&self->cond);
     pthread_mutex_unlock(&self->lock);

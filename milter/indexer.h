@@ -52,8 +52,9 @@ void indexer_destroy(indexer_t **self);
 
 /* indexer_start - run the indexer in its own thread. 0 or -1. */
 int indexer_start(indexer_t *self);
-/* indexer_wake - a message was committed to ready/ (thread-safe). */
-void indexer_wake(indexer_t *self);
+/* indexer_push - the milter committed ready/NAME (thread-safe): queued for the indexer, which
+ * otherwise lists ready/ only at its first round and every minute when idle. */
+void indexer_push(indexer_t *self, const char *name);
 /* indexer_stop - ask the thread to stop after its current round and wait for it. */
 void indexer_stop(indexer_t *self);
 

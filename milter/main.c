@@ -42,7 +42,12 @@ static int milter_on_start(daemon_t *daemon, void *arg)
     const config_t *cfg = daemon_config(daemon);
     char err[512];
     message_library_init();
-    st->spool = spool_open(cfg->milter_spool_dir, cfg->milter_sync, err, sizeof(err));
+    spool_sync_t sync;
+    if (spool_sync_parse(cfg->milter_sync, &sync) != 0) {
+        log_critical("milter: [milter] sync: '%s' is not one of always everysec no", cfg->milter_sync);
+        return -1;
+    }
+    st->spool = spool_open(cfg->milter_spool_dir, sync, err, sizeof(err));
     st->indexer = st->spool ? indexer_new(cfg, st->spool, err, sizeof(err)) : NULL;
     if (!st->indexer || indexer_start(st->indexer) != 0) {
         log_critical("milter: %s", st->indexer ? "cannot start the indexer thread" : err);

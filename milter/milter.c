@@ -279,9 +279,12 @@ static sfsistat on_eom(SMFICTX *ctx)
     bool truncated = spool_msg_truncated(m);
     int64_t size = spool_msg_size(m);
     c->msg = NULL; /* handed to the commit */
-    if (spool_msg_commit(&m, &env, name, err, sizeof(err)) != 0)
+    int committed = spool_msg_commit(&m, &env, name, err, sizeof(err));
+    if (committed != 0)
         log_critical("milter: queue id %s: %s; this message will not be indexed", queue_id ? queue_id : "-", err);
-    else if (truncated)
+    else
+        indexer_push(g.indexer, name);
+    if (committed == 0 && truncated)
         log_info("milter: queue id %s: %lld bytes, only the first %lld kept and indexed ([milter] max_message_size)",
                  queue_id ? queue_id : "-", (long long)size, (long long)g.max_size);
     pthread_mutex_lock(&g.lock);
@@ -289,7 +292,6 @@ static sfsistat on_eom(SMFICTX *ctx)
         pthread_cond_broadcast(&g.idle);
     pthread_mutex_unlock(&g.lock);
     message_reset(c);
-    indexer_wake(g.indexer);
     return SMFIS_ACCEPT;
 }
 

@@ -7,6 +7,8 @@
  *           never had our answer for them, so it still holds them, see docs/milter.md)
  *   ready/  complete messages waiting to be indexed; names sort in arrival order
  *   bad/    messages that could not be parsed or indexed, each with NAME.reason
+ *   free/   indexed files kept for reuse by the next messages (no inode allocated and freed
+ *           per message); emptied at start
  *   status  the backlog (depth, oldest age), rewritten by the indexer (spool_status_write)
  *
  * A spool file is the message as the MTA received it (headers rebuilt as "Name: value\r\n",
@@ -65,11 +67,23 @@ void spool_envelope_clear(spool_envelope_t *env);
 typedef struct spool spool_t;
 typedef struct spool_msg spool_msg_t;
 
-/* spool_open - the spool in dir (created with tmp/, ready/, bad/ when missing; tmp/ emptied).
- * sync: fsync every message before it is committed. NULL with the reason in err. Caller
- * destroys. */
-spool_t *spool_open(const char *dir, bool sync, char *err, size_t errsize);
-/* spool_close - free the spool; NULL-safe, clears the pointer. */
+/* When a committed message's file reaches the disk ([milter] sync). */
+typedef enum {
+    SPOOL_SYNC_ALWAYS,   /* fdatasync the file and fsync ready/ before spool_msg_commit returns
+                          * (before the MTA hears accept): a machine crash loses nothing */
+    SPOOL_SYNC_EVERYSEC, /* a spool thread syncs what was committed, once a second: a machine
+                          * crash loses at most the last second's (as Redis's everysec) */
+    SPOOL_SYNC_NO,       /* the kernel's write-back decides */
+} spool_sync_t;
+
+/* spool_sync_parse - "always", "everysec", "no" into *out. 0, or -1 for anything else. */
+int spool_sync_parse(const char *text, spool_sync_t *out);
+
+/* spool_open - the spool in dir (created with tmp/, ready/, bad/, free/ when missing; tmp/ and
+ * free/ emptied), syncing as sync says (EVERYSEC starts the spool's syncer thread). NULL with
+ * the reason in err. Caller destroys. */
+spool_t *spool_open(const char *dir, spool_sync_t sync, char *err, size_t errsize);
+/* spool_close - sync what is pending, stop the syncer, free; NULL-safe, clears the pointer. */
 void spool_close(spool_t **self);
 const char *spool_dir(const spool_t *self);
 
@@ -120,7 +134,8 @@ void spool_entry_clear(spool_entry_t *e);
  * envelope. 0, or -1 with the reason in err. Exposed for tests. */
 int spool_parse(const char *data, size_t len, spool_envelope_t *env, size_t *msg_len, char *err, size_t errsize);
 
-/* spool_remove - delete ready/name (indexed). 0 or -1. */
+/* spool_remove - take ready/name (indexed) away: moved to free/ for spool_msg_new to reuse
+ * (up to 256 files of at most 1 MB), else deleted. 0 or -1. */
 int spool_remove(spool_t *self, const char *name);
 /* spool_set_aside - move ready/name to bad/name and write the reason beside it. 0 or -1. */
 int spool_set_aside(spool_t *self, const char *name, const char *reason);

@@ -40,7 +40,15 @@ pyq() { python3 -c "import json,sys; r=json.load(sys.stdin); print($1)"; }
 
 start_milter() {
     spawn milter "$BIN/clawback-milter" -c "$CONF"
-    wait_until 10 "the milter to listen on $MILTER_PORT" port_in_use "$MILTER_PORT"
+    # bounded wait; its log is in milter.log, not milter.err: shown when it does not come up
+    local deadline=$(($(now_ms) + 10000))
+    until port_in_use "$MILTER_PORT"; do
+        if ! alive milter || [ "$(now_ms)" -ge "$deadline" ]; then
+            tail -n 20 "$WORK/milter.log"
+            fail "the milter did not listen on $MILTER_PORT"
+        fi
+        sleep 0.05
+    done
 }
 # found MESSAGE-ID - how many index records carry this Message-ID
 found() { "${CB[@]}" search --json "email_messageid:$1" 2>/dev/null | pyq 'len(r)'; }

@@ -80,7 +80,7 @@ static void test_round_trip(void **state)
 {
     (void)state;
     char err[256], name[64];
-    spool_t *s = spool_open(dir, true, err, sizeof(err));
+    spool_t *s = spool_open(dir, SPOOL_SYNC_ALWAYS, err, sizeof(err));
     assert_non_null(s);
     const char *hdrs[] = {"From", "a@b.example", "Subject", "two\n\tlines", "X-Empty", ""};
     char *rcpts[] = {"x@y.example", "we ird%@y.example"};
@@ -135,7 +135,7 @@ static void test_headers(void **state)
         {false, "X-Multi", "1\n 2\n 3", "X-Multi: 1\r\n 2\r\n 3\r\n"},
     };
     char err[256], name[64];
-    spool_t *s = spool_open(dir, false, err, sizeof(err));
+    spool_t *s = spool_open(dir, SPOOL_SYNC_NO, err, sizeof(err));
     assert_non_null(s);
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         const char *hdrs[] = {cases[i].name, cases[i].value};
@@ -157,7 +157,7 @@ static void test_size_limit(void **state)
 {
     (void)state;
     char err[256], name[64];
-    spool_t *s = spool_open(dir, false, err, sizeof(err));
+    spool_t *s = spool_open(dir, SPOOL_SYNC_NO, err, sizeof(err));
     const char *hdrs[] = {"Subject", "big"}; /* "Subject: big\r\n\r\n": 16 bytes */
     char body[1000];
     memset(body, 'a', sizeof(body) - 1);
@@ -187,7 +187,7 @@ static void test_order_and_tmp(void **state)
 {
     (void)state;
     char err[256], names[3][64];
-    spool_t *s = spool_open(dir, false, err, sizeof(err));
+    spool_t *s = spool_open(dir, SPOOL_SYNC_NO, err, sizeof(err));
     /* a message being received when the process died */
     char path[256];
     snprintf(path, sizeof(path), "%s/tmp/999.1", dir);
@@ -215,7 +215,7 @@ static void test_order_and_tmp(void **state)
     assert_true(age >= 0 && age < 60000);
     assert_int_equal(count_files("tmp"), 1);
     spool_close(&s);
-    s = spool_open(dir, false, err, sizeof(err));
+    s = spool_open(dir, SPOOL_SYNC_NO, err, sizeof(err));
     assert_int_equal(count_files("tmp"), 0); /* cleared at start */
     assert_int_equal(count_files("ready"), 3); /* kept */
     spool_close(&s);
@@ -269,7 +269,7 @@ static void test_direction(void **state)
                                 sizeof(err)),
                      0);
     assert_int_equal(config_set(cfg, "redis", "url", "redis://127.0.0.1:1/0", err, sizeof(err)), 0);
-    spool_t *s = spool_open(dir, false, err, sizeof(err));
+    spool_t *s = spool_open(dir, SPOOL_SYNC_NO, err, sizeof(err));
     indexer_t *ix = indexer_new(cfg, s, err, sizeof(err)); /* connects lazily: no Redis needed */
     assert_non_null(ix);
     static const struct {
@@ -298,7 +298,7 @@ static void test_bad_set_aside(void **state)
     config_t *cfg = config_new();
     char err[256], name[64];
     assert_int_equal(config_set(cfg, "redis", "url", "redis://127.0.0.1:1/0", err, sizeof(err)), 0);
-    spool_t *s = spool_open(dir, false, err, sizeof(err));
+    spool_t *s = spool_open(dir, SPOOL_SYNC_NO, err, sizeof(err));
     /* a file that is not a spool file, with a ready name */
     char path[256];
     snprintf(path, sizeof(path), "%s/ready/000000000000001-000000000001", dir);
@@ -329,6 +329,57 @@ static void test_bad_set_aside(void **state)
     config_destroy(&cfg);
 }
 
+/* the sync modes' names; an everysec spool (its syncer thread) commits, reuses an indexed
+ * file from free/ for the next message (no new inode), and closes without hanging */
+static void test_sync_and_reuse(void **state)
+{
+    (void)state;
+    spool_sync_t mode;
+    assert_int_equal(spool_sync_parse("always", &mode), 0);
+    assert_int_equal(mode, SPOOL_SYNC_ALWAYS);
+    assert_int_equal(spool_sync_parse("everysec", &mode), 0);
+    assert_int_equal(mode, SPOOL_SYNC_EVERYSEC);
+    assert_int_equal(spool_sync_parse("no", &mode), 0);
+    assert_int_equal(mode, SPOOL_SYNC_NO);
+    assert_int_equal(spool_sync_parse("yes", &mode), -1);
+    assert_int_equal(spool_sync_parse(NULL, &mode), -1);
+
+    char err[256], first[64], second[64], third[64];
+    spool_t *s = spool_open(dir, SPOOL_SYNC_EVERYSEC, err, sizeof(err));
+    assert_non_null(s);
+    const char *hdrs[] = {"Subject", "one", "Message-ID", "<one@example.org>"};
+    spool_envelope_t env = {.time_ms = util_now_ms(), .queue_id = "Q1"};
+    spool_one(s, 0, false, hdrs, 4, "body one\r\n", &env, first);
+    spool_one(s, 0, false, hdrs, 4, "body two\r\n", &env, second);
+    assert_int_equal(count_files("ready"), 2);
+    char path[256];
+    snprintf(path, sizeof(path), "%s/ready/%s", dir, first);
+    struct stat before;
+    assert_int_equal(stat(path, &before), 0);
+    assert_int_equal(spool_remove(s, first), 0); /* indexed: kept in free/ */
+    assert_int_equal(count_files("ready"), 1);
+    assert_int_equal(count_files("free"), 1);
+    spool_one(s, 0, false, hdrs, 4, "body three, longer than the first\r\n", &env, third);
+    assert_int_equal(count_files("free"), 0);
+    assert_int_equal(count_files("ready"), 2);
+    snprintf(path, sizeof(path), "%s/ready/%s", dir, third);
+    struct stat after;
+    assert_int_equal(stat(path, &after), 0);
+    assert_int_equal(after.st_ino, before.st_ino); /* the same file, reused */
+    spool_entry_t e;
+    assert_int_equal(spool_read(s, third, &e, err, sizeof(err)), 0);
+    assert_non_null(memmem(e.data, e.len, "body three", 10));
+    assert_null(memmem(e.data, e.len, "body one", 8));
+    spool_entry_clear(&e);
+    assert_int_equal(spool_remove(s, "no-such-file"), -1);
+    spool_close(&s);
+    assert_null(s);
+    s = spool_open(dir, SPOOL_SYNC_NO, err, sizeof(err)); /* reopened: free/ emptied, ready/ kept */
+    assert_int_equal(count_files("ready"), 2);
+    assert_int_equal(count_files("free"), 0);
+    spool_close(&s);
+}
+
 int main(void)
 {
     message_library_init();
@@ -340,6 +391,7 @@ int main(void)
         cmocka_unit_test(test_parse_rejects),
         cmocka_unit_test_setup_teardown(test_direction, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_set_aside, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sync_and_reuse, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
