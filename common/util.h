@@ -9,7 +9,9 @@
 #define CLAWBACK_UTIL_H
 
 #include <stddef.h>
+#include <pthread.h>
 #include <stdint.h>
+#include <time.h>
 
 #define UTIL_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -17,6 +19,12 @@
 int64_t util_now_ms(void);
 /* util_monotonic_ms - monotonic clock in milliseconds (for deadlines and intervals). */
 int64_t util_monotonic_ms(void);
+/* util_deadline_ts - the absolute time ms milliseconds from now on clock (for
+ * pthread_cond_timedwait: CLOCK_MONOTONIC with a util_cond_init_monotonic condition). */
+struct timespec util_deadline_ts(clockid_t clock, int64_t ms);
+/* util_cond_init_monotonic - initialise cond so that its timed waits read CLOCK_MONOTONIC (a
+ * change of the wall clock cannot stretch or cut them). */
+void util_cond_init_monotonic(pthread_cond_t *cond);
 
 /* util_xmalloc, util_xcalloc, util_xrealloc, util_xstrdup, util_xstrndup - allocate or abort.
  * util_xstrdup(NULL) returns NULL. Caller owns the result. */

@@ -93,11 +93,7 @@ indexer_t *indexer_new(const config_t *cfg, spool_t *spool, char *err, size_t er
         return NULL;
     }
     pthread_mutex_init(&self->lock, NULL);
-    pthread_condattr_t attr;
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_cond_init(&self->cond, &attr);
-    pthread_condattr_destroy(&attr);
+    util_cond_init_monotonic(&self->cond);
     return self;
 }
 
@@ -388,14 +384,7 @@ void indexer_publish_status(indexer_t *self)
  * stopping. */
 static bool wait_ms(indexer_t *self, int64_t ms)
 {
-    struct timespec until;
-    clock_gettime(CLOCK_MONOTONIC, &until);
-    until.tv_sec += (time_t)(ms / 1000);
-    until.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
+    struct timespec until = util_deadline_ts(CLOCK_MONOTONIC, ms);
     pthread_mutex_lock(&self->lock);
     while (!self->woken && !self->stopping)
         if (pthread_cond_timedwait(&self->cond, &self->lock, &until) == ETIMEDOUT)

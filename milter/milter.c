@@ -373,14 +373,7 @@ bool milter_stop(int64_t wait_ms)
     smfi_stop();
     pthread_join(g.thread, NULL);
     g.running = false;
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += (time_t)(wait_ms / 1000);
-    until.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
+    struct timespec until = util_deadline_ts(CLOCK_REALTIME, wait_ms); /* g.idle: the default clock */
     pthread_mutex_lock(&g.lock);
     while (g.active > 0)
         if (pthread_cond_timedwait(&g.idle, &g.lock, &until) == ETIMEDOUT)

@@ -145,9 +145,7 @@ static void *syncer_main(void *arg)
     spool_t *s = arg;
     pthread_mutex_lock(&s->sync_lock);
     while (!s->syncer_stop) {
-        struct timespec until;
-        clock_gettime(CLOCK_MONOTONIC, &until);
-        until.tv_sec += 1;
+        struct timespec until = util_deadline_ts(CLOCK_MONOTONIC, 1000);
         while (!s->syncer_stop && pthread_cond_timedwait(&s->sync_cond, &s->sync_lock, &until) != ETIMEDOUT)
             ;
         pthread_mutex_unlock(&s->sync_lock);
@@ -177,11 +175,7 @@ spool_t *spool_open(const char *dir, spool_sync_t sync, char *err, size_t errsiz
     self->free_fd = self->bad_fd >= 0 ? open_subdir(dir, "free") : -1;
     pthread_mutex_init(&self->free_lock, NULL);
     pthread_mutex_init(&self->sync_lock, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&self->sync_cond, &ca);
-    pthread_condattr_destroy(&ca);
+    util_cond_init_monotonic(&self->sync_cond);
     if (self->free_fd < 0) {
         snprintf(err, errsize, "cannot open the spool %s: %s", dir, strerror(errno));
         spool_close(&self);

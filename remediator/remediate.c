@@ -459,11 +459,7 @@ static void remediate_wait(remediate_t *self, int64_t wait_ms)
         pthread_cond_wait(&self->work, &self->lock);
         return;
     }
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    int64_t ns = ts.tv_nsec + (wait_ms % 1000) * 1000000;
-    ts.tv_sec += (time_t)(wait_ms / 1000 + ns / 1000000000);
-    ts.tv_nsec = (long)(ns % 1000000000);
+    struct timespec ts = util_deadline_ts(CLOCK_MONOTONIC, wait_ms);
     pthread_cond_timedwait(&self->work, &self->lock, &ts);
 }
 
@@ -800,11 +796,7 @@ remediate_t *remediate_new(const config_t *cfg, bus_t *bus, zloop_t *loop, char 
     self->loop = loop;
     self->commit_timer = -1;
     pthread_mutex_init(&self->lock, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&self->work, &ca);
-    pthread_condattr_destroy(&ca);
+    util_cond_init_monotonic(&self->work);
     self->busy = zhashx_new();
     self->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (self->wake_fd < 0) {
