@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # demo.sh - `make run` without a configuration of your own: the whole system on local parts,
 # to watch. Starts a private redis-server, Dovecot (IMAP + LMTP) and Postfix on free loopback
-# ports, a stand-in for the seed's retrospective verdict service, and clawback-logger,
-# -remediator, -enricher and -poller. Sends four messages over SMTP, indexes the delivered
-# copies, then publishes a verdict about the URL two of them carry (and a third shares their
+# ports, a stand-in for the seed's retrospective verdict service, and clawback-milter (behind
+# Postfix, indexing each message it accepts), -logger, -remediator, -enricher and -poller.
+# Sends four messages over SMTP, then publishes a verdict about the URL two of them carry (and a third shares their
 # subject), and shows them leaving the mailboxes, with the logs that say so. Keeps running
 # (Ctrl-C stops everything and removes the temporary directory; KEEP_WORK=1 keeps it).
 set -u
@@ -21,9 +21,12 @@ show_inboxes() {
     return 0
 }
 
-say "starting Redis, Dovecot and Postfix on loopback (work directory $WORK)"
+say "starting Redis, Dovecot, clawback-milter and Postfix on loopback (work directory $WORK)"
 start_redis --appendonly yes --appendfsync everysec
 start_dovecot alice@example.com bob@example.com carol@example.com soc@example.com
+MILTER_PORT=$(free_port)
+POSTFIX_EXTRA_CONF="smtpd_milters = inet:127.0.0.1:$MILTER_PORT
+milter_default_action = tempfail"
 start_postfix
 spawn retro python3 "$ROOT/tests/tools/feed_standin.py" --port 0 --port-file "$WORK/retro.port" --device-id DEMO-1
 wait_until 10 "the verdict service stand-in" test -s "$WORK/retro.port"
@@ -38,6 +41,9 @@ heartbeat = 200ms
 directory = $WORK/logs
 [enricher]
 window = 1h
+[milter]
+listen = inet:$MILTER_PORT@127.0.0.1
+spool_dir = $WORK/spool
 [feed retro]
 type = retro
 url = http://127.0.0.1:$RP
@@ -52,6 +58,8 @@ $(dovecot_profile dovecot "forward_to = soc@example.com")
 EOF
 echo "  Redis $REDIS_URL, IMAP 127.0.0.1:$IMAP_PORT (log in as USER*admin / adminpw), SMTP 127.0.0.1:$SMTP_PORT"
 echo "  configuration: $CONF"
+spawn milter "$BIN/clawback-milter" -c "$CONF"
+wait_until 10 "clawback-milter to listen" port_in_use "$MILTER_PORT"
 
 say "sending four messages through Postfix to Dovecot"
 URL="http://parcel-tracking.example/t?id=4471"
@@ -69,10 +77,9 @@ wait_delivered bob@example.com 2
 wait_delivered carol@example.com 1
 show_inboxes
 
-say "indexing the delivered copies (clawback ingest)"
-for u in alice@example.com bob@example.com carol@example.com; do
-    "$BIN/clawback" -c "$CONF" ingest --rcpt "$u" "$WORK/mail/$u"
-done
+say "indexed by clawback-milter as Postfix accepted them"
+indexed_four() { [ "$("$BIN/clawback" -c "$CONF" search --json 'email:"noreply@outside.example"' | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')" -ge 4 ]; }
+wait_until 20 "the four messages in the index" indexed_four
 "$BIN/clawback" -c "$CONF" search "domain:\"parcel-tracking.example\""
 
 say "starting clawback-logger, -remediator, -enricher and -poller (logs: $WORK/*.err)"
@@ -92,5 +99,5 @@ say "clawback track $mid"
 "$BIN/clawback" -c "$CONF" track "$mid"
 
 say "still running: try $BIN/clawback -c $CONF batch, ... queues, ... search 'email_subject:\"Lunch on Friday?\"'; Ctrl-C stops"
-while alive logger && alive remediator && alive enricher && alive poller; do sleep 1; done
+while alive milter && alive logger && alive remediator && alive enricher && alive poller; do sleep 1; done
 echo "a daemon exited; see $WORK/*.err"
