@@ -53,11 +53,16 @@ wait_until() {
     return 0
 }
 
+# random_port - a port below the kernel's ephemeral range (32768 up): a port picked there can
+# be taken between the pick and the bind as the local port of any outgoing connection.
+random_port() { echo $((10000 + RANDOM % 22768)); }
+
 # start_redis [EXTRA ARGS] - a private redis-server on a free port (REDIS_PORT, REDIS_URL).
 start_redis() {
     local tries
     for tries in $(seq 1 30); do
-        local port=$((20000 + RANDOM % 40000))
+        local port
+        port=$(random_port)
         if redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --dir "$WORK" \
             --daemonize yes --pidfile "$WORK/redis.pid" --logfile "$WORK/redis.log" "$@" >/dev/null 2>&1; then
             REDIS_PORT=$port

@@ -42,7 +42,7 @@ port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 free_port() {
     local tries port
     for tries in $(seq 1 50); do
-        port=$((20000 + RANDOM % 40000))
+        port=$(random_port)
         port_in_use "$port" || { echo "$port"; return 0; }
     done
     fail "no free port found"
