@@ -17,6 +17,8 @@ cleanup() {
     if [ "${KEEP_WORK:-0}" = 1 ]; then echo "work dir kept: $WORK"; else rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
+trap 'exit 143' TERM # so that a SIGTERM (timeout, kill) also runs the EXIT cleanup
+trap 'exit 130' INT
 
 fail() {
     echo "FAIL: $*" >&2
