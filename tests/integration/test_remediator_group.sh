@@ -3,7 +3,8 @@
 # back-end together (remediate.c remediate_take / remediate_run_group, imap.c find_many and
 # remove_many), against a real Dovecot: every job still gets its own outcome (remediated,
 # not found), a copy in a second folder is moved too, a profile chain whose first profile
-# cannot log in falls through to the next for the whole group, and nothing else moves.
+# cannot log in falls through to the next for the whole group, and nothing else moves. Then a
+# mailbox whose server never answers: retried with backoff until give_up_after, then Failed.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/mailstack.sh"
 USERS=(u1@example.com u2@example.com u3@example.com)
@@ -43,10 +44,17 @@ heartbeat = 100ms
 capacity = 1024
 [remediator]
 workers = 2
+backoff_min = 100ms
+backoff_max = 400ms
+give_up_after = 2s
 [domains all]
 domains = example.com
 action = delete
 profile = wrongpw dovecot
+[domains gone]
+domains = gone.example
+action = delete
+profile = down
 $(dovecot_profile dovecot "timeout = 10s")
 [profile wrongpw]
 type = imap
@@ -55,6 +63,14 @@ username = admin
 password_file = $WORK/wrong.pw
 login = master
 tls_verify = no
+[profile down]
+type = imap
+url = imap://127.0.0.1:$(free_port)
+username = admin
+password_file = $WORK/wrong.pw
+login = master
+tls_verify = no
+timeout = 1s
 EOF
 for u in "${USERS[@]}"; do
     "$BIN/clawback" -c "$CONF" ingest --rcpt "$u" "$WORK/mail-in/$u" >/dev/null || fail "ingest $u"
@@ -100,6 +116,16 @@ imap_check --user u2@example.com count-is Quarantine $((PER - 1)) || fail "u2's 
 imap_check --user u3@example.com count-is Quarantine "$PER" || fail "u3's Quarantine should hold $PER"
 imap_check --user u1@example.com count-is Archive 0 || fail "u1's Archive should be empty"
 echo "ok: every grp copy in Quarantine, the others where they were"
+
+echo "== a mailbox whose server is down: retried, then given up"
+"$BIN/clawback" -c "$CONF" ingest --rcpt u9@gone.example "$WORK/mail-in/u1@example.com/keep-0.eml" >/dev/null ||
+    fail "ingest for gone.example"
+"$BIN/clawback" -c "$CONF" remediate --action delete --by test --query 'rcpt:"u9@gone.example"' >/dev/null ||
+    fail "remediate u9"
+wait_until 30 "the job to be given up" grep -q "delete for u9@gone.example): failed with profile 'down' after [0-9]* attempts: gave up after" "$WORK/remediator.err"
+[ "$(grep -c "(MID [0-9]*, u9@gone.example): attempt [0-9]* failed for now, again in" "$WORK/remediator.err")" -ge 2 ] ||
+    fail "expected at least two retries before giving up"
+echo "ok: $(grep -c "u9@gone.example): attempt" "$WORK/remediator.err") retries with backoff, then Failed: $(grep -o "gave up after [0-9]* attempts in [0-9]*s" "$WORK/remediator.err" | head -1)"
 
 kill -TERM "$(pid_of enricher)" "$(pid_of remediator)"
 wait_until 15 "the daemons to stop" eval '! alive enricher && ! alive remediator'
