@@ -147,7 +147,8 @@ static int next_names(indexer_t *self)
         return -1;
     self->listed_ms = now;
     self->names = util_xrealloc(self->names, (self->n_names + n_listed + 1) * sizeof(*self->names));
-    memcpy(self->names + self->n_names, listed, n_listed * sizeof(*listed));
+    if (n_listed)
+        memcpy(self->names + self->n_names, listed, n_listed * sizeof(*listed));
     self->n_names += n_listed;
     free(listed);
     qsort(self->names, self->n_names, sizeof(*self->names), cmp_name);
