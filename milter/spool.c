@@ -135,7 +135,7 @@ static void sync_pass(spool_t *s)
         free(names[i]);
     }
     free(names);
-    if (n && fsync(s->ready_fd) != 0)
+    if (synced && fsync(s->ready_fd) != 0) /* none left in ready/: its entries need no sync */
         log_warning("milter: cannot sync %s/ready: %s", s->dir, strerror(errno));
 }
 
@@ -660,33 +660,27 @@ void spool_entry_clear(spool_entry_t *e)
 
 int spool_remove(spool_t *self, const char *name)
 {
+    /* kept in free/ for reuse while it has room; a large file is not: free/ would hold its
+     * blocks until reused */
     struct stat st;
     pthread_mutex_lock(&self->free_lock);
     bool room = self->n_free < SPOOL_FREE_MAX;
     pthread_mutex_unlock(&self->free_lock);
-    /* a large file is not kept: free/ would hold its blocks until reused */
-    room = room && fstatat(self->ready_fd, name, &st, 0) == 0 && st.st_size <= SPOOL_FREE_MAX_SIZE;
+    if (!room || fstatat(self->ready_fd, name, &st, 0) != 0 || st.st_size > SPOOL_FREE_MAX_SIZE)
+        return unlinkat(self->ready_fd, name, 0);
+    uint64_t n = (uint64_t)atomic_fetch_add(&self->seq, 1) + 1; /* never 0, which means none */
+    char free_name[32];
+    snprintf(free_name, sizeof(free_name), "f%" PRIu64, n);
+    if (renameat(self->ready_fd, name, self->free_fd, free_name) != 0)
+        return errno == ENOENT ? -1 : unlinkat(self->ready_fd, name, 0);
     pthread_mutex_lock(&self->free_lock);
-    uint64_t n = room ? (uint64_t)atomic_fetch_add(&self->seq, 1) + 1 : 0;
+    bool kept = self->n_free < SPOOL_FREE_MAX;
+    if (kept)
+        self->free_names[self->n_free++] = n;
     pthread_mutex_unlock(&self->free_lock);
-    if (room) {
-        char free_name[32];
-        snprintf(free_name, sizeof(free_name), "f%" PRIu64, n);
-        if (renameat(self->ready_fd, name, self->free_fd, free_name) == 0) {
-            pthread_mutex_lock(&self->free_lock);
-            if (self->n_free < SPOOL_FREE_MAX) {
-                self->free_names[self->n_free++] = n;
-                n = 0;
-            }
-            pthread_mutex_unlock(&self->free_lock);
-            if (n) /* filled meanwhile */
-                unlinkat(self->free_fd, free_name, 0);
-            return 0;
-        }
-        if (errno == ENOENT)
-            return -1;
-    }
-    return unlinkat(self->ready_fd, name, 0);
+    if (!kept) /* filled meanwhile */
+        unlinkat(self->free_fd, free_name, 0);
+    return 0;
 }
 
 int spool_set_aside(spool_t *self, const char *name, const char *reason)

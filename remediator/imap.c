@@ -1031,6 +1031,12 @@ static bool imap_uid_wanted(const imap_uids_t *u, uint32_t uid)
     return false;
 }
 
+static int imap_uid_cmp(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
 /* imap_uids_add - append uid. */
 static void imap_uids_add(imap_uids_t *u, uint32_t uid)
 {
@@ -1050,8 +1056,7 @@ static int imap_search_reply(backend_session_t *s, imap_cursor_t *c, void *ctx)
         return 0;
     uint32_t uid;
     while (imap_cur_sp(c) && imap_cur_number(c, &uid) == 0)
-        if (!imap_uid_wanted(u, uid)) /* several searches of one folder: each hit once */
-            imap_uids_add(u, uid);
+        imap_uids_add(u, uid);
     return 0;
 }
 
@@ -1135,7 +1140,8 @@ static int imap_confirm_reply(backend_session_t *s, imap_cursor_t *c, void *ctx)
     bool have_body;
     if (imap_fetch_item(c, &uid, &k->body, &have_body) < 0)
         return -1;
-    if (uid == 0 || !have_body || !imap_uid_wanted(k->candidates, uid))
+    if (uid == 0 || !have_body || !k->candidates->n ||
+        !bsearch(&uid, k->candidates->uids, k->candidates->n, sizeof(uid), imap_uid_cmp)) /* sorted */
         return 0;
     size_t pos = 0;
     while (imap_header_next(k->body.data, k->body.len, &pos, "Message-ID", &k->value))
@@ -1219,6 +1225,16 @@ static backend_status_t imap_find_in_folder(backend_session_t *s, const char *fo
     }
     strbuf_release(&keys);
     free(idx);
+    /* several searches of one folder: each hit once (sorted, not a search per hit: a folder
+     * may answer with very many) */
+    if (hits.n > 1) {
+        qsort(hits.uids, hits.n, sizeof(*hits.uids), imap_uid_cmp);
+        size_t kept = 1;
+        for (size_t i = 1; i < hits.n; i++)
+            if (hits.uids[i] != hits.uids[kept - 1])
+                hits.uids[kept++] = hits.uids[i];
+        hits.n = kept;
+    }
     if (r != IMAP_OK) {
         free(hits.uids);
         snprintf(what, sizeof(what), "UID SEARCH in %s", folder);

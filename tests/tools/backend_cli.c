@@ -180,18 +180,13 @@ int main(int argc, char **argv)
         jobs[i] = job;
         jobs[i].message_id = ids[i];
     }
-    for (long i = 0; i < repeat; i++) {
-        if (nids > 1 && ops->find_many && ops->remove_many)
-            status = cli_run_many(ops, backend, action, jobs, nids);
-        else if (nids > 1)
-            fprintf(stderr, "backend_cli: profile %s's back-end takes no jobs together\n", profile_name);
-        else
-            status = cli_run(ops, backend, action, &job, to);
-        if (nids > 1 && !ops->find_many) {
-            status = BACKEND_FAILED;
-            break;
-        }
+    if (nids > 1 && !(ops->find_many && ops->remove_many)) {
+        fprintf(stderr, "backend_cli: profile %s's back-end takes no jobs together\n", profile_name);
+        status = BACKEND_FAILED;
+        repeat = 0;
     }
+    for (long i = 0; i < repeat; i++)
+        status = nids > 1 ? cli_run_many(ops, backend, action, jobs, nids) : cli_run(ops, backend, action, &job, to);
     ops->destroy(&backend);
     config_destroy(&cfg);
     return cli_status_exit[status];
