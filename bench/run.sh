@@ -120,7 +120,9 @@ wait "$(pid_of enricher)" "$(pid_of dispatch)" "$(pid_of logger)" 2>/dev/null
 
 echo
 # the remediator against the local Dovecot, next to doveadm expunge (its own Redis and mail stack)
-BUILD=$BUILD bash "$ROOT/bench/remediate.sh"
+BENCH_DOVECOT_LOGIN=security BUILD=$BUILD bash "$ROOT/bench/remediate.sh"
+echo
+BENCH_DOVECOT_LOGIN=performance BUILD=$BUILD bash "$ROOT/bench/remediate.sh"
 
 echo
 # what clawback-milter costs Postfix (its own Redis and mail stack)

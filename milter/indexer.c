@@ -408,6 +408,7 @@ static bool stopping(indexer_t *self)
 static void *indexer_main(void *arg)
 {
     indexer_t *self = arg;
+    pthread_setname_np(pthread_self(), "cb-indexer");
     int64_t backoff = 0, next_status = 0;
     while (!stopping(self)) {
         int64_t now = util_monotonic_ms();

@@ -336,6 +336,7 @@ static struct smfiDesc milter_desc = {
 static void *milter_main(void *arg)
 {
     (void)arg;
+    pthread_setname_np(pthread_self(), "cb-milter"); /* and the session threads it starts */
     if (smfi_main() != MI_SUCCESS)
         log_critical("milter: libmilter's main loop failed");
     atomic_store(&g.exited, true);

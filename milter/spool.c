@@ -143,6 +143,7 @@ static void sync_pass(spool_t *s)
 static void *syncer_main(void *arg)
 {
     spool_t *s = arg;
+    pthread_setname_np(pthread_self(), "cb-spool-sync");
     pthread_mutex_lock(&s->sync_lock);
     while (!s->syncer_stop) {
         struct timespec until = util_deadline_ts(CLOCK_MONOTONIC, 1000);

@@ -89,6 +89,7 @@ service imap-login {
   inet_listener imaps {
     port = 0
   }
+${DOVECOT_IMAP_LOGIN_CONF:-}
 }
 service lmtp {
   inet_listener lmtp {
