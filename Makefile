@@ -96,6 +96,9 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/tools/%.o $(LIBREMEDIATOR) $(LIBCOMMON)
 	@$(if $(Q),echo "  LD    $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+# the benchmark's do-nothing milter (bench/milter.sh) links libmilter as clawback-milter does
+$(BUILD)/bench/null_milter: LDLIBS += -l:libmilter.a
+
 $(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(LIBCOMMON)
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  LD    $@")

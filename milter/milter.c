@@ -168,13 +168,10 @@ static sfsistat on_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1, u
     (void)f2;
     (void)f3;
     conn_t *c = conn_of(ctx);
-    unsigned long noreply = SMFIP_NR_CONN | SMFIP_NR_HELO | SMFIP_NR_MAIL | SMFIP_NR_RCPT | SMFIP_NR_DATA |
-                            SMFIP_NR_UNKN | SMFIP_NR_HDR | SMFIP_NR_EOH | SMFIP_NR_BODY;
-    unsigned long skip = SMFIP_NOUNKNOWN | SMFIP_NODATA | SMFIP_HDR_LEADSPC;
     *pf0 = 0; /* no modification of messages */
-    *pf1 = f1 & (noreply | skip);
+    *pf1 = f1 & (MILTER_NOREPLY_STEPS | MILTER_OTHER_STEPS);
     *pf2 = *pf3 = 0;
-    c->noreply = *pf1 & noreply;
+    c->noreply = *pf1 & MILTER_NOREPLY_STEPS;
     c->leading_space = (*pf1 & SMFIP_HDR_LEADSPC) != 0;
     return SMFIS_CONTINUE;
 }

@@ -21,6 +21,14 @@
 #include "indexer.h"
 #include "spool.h"
 
+/* The protocol steps negotiated, as libmilter/mfapi.h's SMFIP_* bits (bench/null_milter.c, the
+ * benchmark's do-nothing reference, negotiates the same): no reply at any stage before the
+ * end of the message; no unknown commands and no DATA; headers with their leading space. */
+#define MILTER_NOREPLY_STEPS                                                                        \
+    (SMFIP_NR_CONN | SMFIP_NR_HELO | SMFIP_NR_MAIL | SMFIP_NR_RCPT | SMFIP_NR_DATA | SMFIP_NR_UNKN | \
+     SMFIP_NR_HDR | SMFIP_NR_EOH | SMFIP_NR_BODY)
+#define MILTER_OTHER_STEPS (SMFIP_NOUNKNOWN | SMFIP_NODATA | SMFIP_HDR_LEADSPC)
+
 /* milter_start - listen on listen ("inet:PORT@HOST", "unix:/PATH") and serve the MTA in a
  * thread, spooling into spool and waking indexer (both borrowed; they must stay until
  * milter_stop returned true). max_size: bytes kept per message (0: MESSAGE_MAX_SIZE). 0, or

@@ -322,26 +322,26 @@ static void remediate_run(worker_t *w, task_t *t)
     remediate_untouched(t, n, &tried);
 }
 
+static size_t remediate_take_more(remediate_t *self, task_t **group, size_t n);
+
 /* remediate_run_group - one attempt of n groupable tasks of one mailbox and one profile chain
- * (remediate_take): each profile finds all of them in one find_many and deletes those it
- * found in one remove_many; the ones it did not find go on to the next profile. */
-static void remediate_run_group(worker_t *w, task_t **group, size_t n)
+ * (remediate_take; group has room for BACKEND_MAX_MANY): each profile finds all of them in one
+ * find_many and deletes those it found in one remove_many; the ones it did not find go on to
+ * the next profile. Once the first profile's session is open, or refused (a login can take a
+ * while: jobs of a verdict arrive one by one meanwhile), the mailbox's tasks queued since join
+ * in. How many tasks it ran in all. */
+static size_t remediate_run_group(worker_t *w, task_t **group, size_t n)
 {
-    if (n == 1) {
-        remediate_run(w, group[0]);
-        return;
-    }
     remediate_t *self = w->self;
-    log_info("remediator: %zu Delete jobs of %s together", n, group[0]->mailbox);
     profile_t *chain[REMEDIATE_MAX_CHAIN];
     const char *unknown;
     size_t unknown_len = 0;
     size_t nchain = remediate_chain(self, group[0]->job.profile, chain, &unknown, &unknown_len);
-    remediate_tried_t *tried = util_xcalloc(n, sizeof(*tried));
-    backend_job_t *bjs = util_xcalloc(n, sizeof(*bjs));
-    backend_outcome_t *outs = util_xcalloc(n, sizeof(*outs));
-    size_t *left = util_xcalloc(n, sizeof(*left)); /* indices in group of the tasks not acted on */
-    bool *found = util_xcalloc(n, sizeof(*found));
+    remediate_tried_t *tried = util_xcalloc(BACKEND_MAX_MANY, sizeof(*tried));
+    backend_job_t *bjs = util_xcalloc(BACKEND_MAX_MANY, sizeof(*bjs));
+    backend_outcome_t *outs = util_xcalloc(BACKEND_MAX_MANY, sizeof(*outs));
+    size_t *left = util_xcalloc(BACKEND_MAX_MANY, sizeof(*left)); /* indices in group of the tasks not acted on */
+    bool *found = util_xcalloc(BACKEND_MAX_MANY, sizeof(*found));
     size_t nleft = n;
     for (size_t i = 0; i < n; i++) {
         left[i] = i;
@@ -351,6 +351,16 @@ static void remediate_run_group(worker_t *w, task_t **group, size_t n)
         profile_t *p = chain[c]; /* groupable: every profile exists and has find_many */
         backend_outcome_t out = {0};
         backend_session_t *s = p->ops->session(p->backend, group[0]->job.recipient, &out);
+        if (c == 0) { /* the session's answer (open or refused) holds for them too */
+            size_t more = remediate_take_more(self, group, n);
+            for (size_t i = n; i < n + more; i++) {
+                left[nleft++] = i;
+                tried[i].retry_after = -1;
+            }
+            n += more;
+            if (n > 1)
+                log_info("remediator: %zu Delete jobs of %s together", n, group[0]->mailbox);
+        }
         if (!s) {
             for (size_t i = 0; i < nleft; i++)
                 remediate_tried(&tried[left[i]], p->cfg->name, strlen(p->cfg->name), &out);
@@ -387,6 +397,7 @@ static void remediate_run_group(worker_t *w, task_t **group, size_t n)
     free(outs);
     free(left);
     free(found);
+    return n;
 }
 
 static intptr_t remediate_busy(remediate_t *self, const char *mailbox)
@@ -415,6 +426,27 @@ static void remediate_unlink(remediate_t *self, task_t *prev, task_t *t)
     t->next = NULL;
 }
 
+/* remediate_gather - (locked) the queued tasks after prev (NULL: from the first) that are due
+ * at now, groupable and of group[0]'s mailbox and profile chain, unlinked into group[n...] up
+ * to BACKEND_MAX_MANY in all. How many were added. */
+static size_t remediate_gather(remediate_t *self, task_t *prev, task_t **group, size_t n, int64_t now)
+{
+    const task_t *t = group[0];
+    size_t added = 0;
+    task_t *before = prev, *next;
+    for (task_t *u = before ? before->next : self->ready; u && n + added < BACKEND_MAX_MANY; u = next) {
+        next = u->next;
+        if (u->groupable && u->not_before_ms <= now && !strcmp(u->mailbox, t->mailbox) &&
+            !strcmp(u->job.profile, t->job.profile)) {
+            remediate_unlink(self, before, u);
+            group[n + added++] = u;
+        } else {
+            before = u;
+        }
+    }
+    return added;
+}
+
 /* remediate_take - (locked) the first queued task whose time has come and whose mailbox has
  * room, unlinked, into group[0]; when it is groupable, also the next ones (up to
  * BACKEND_MAX_MANY in all) of the same mailbox and profile chain that are groupable and due.
@@ -433,24 +465,29 @@ static size_t remediate_take(remediate_t *self, task_t **group, int64_t *wait_ms
             continue;
         remediate_unlink(self, prev, t);
         group[0] = t;
-        size_t n = 1;
-        if (!t->groupable)
-            return n;
-        task_t *before = prev, *next;
-        for (task_t *u = before ? before->next : self->ready; u && n < BACKEND_MAX_MANY; u = next) {
-            next = u->next;
-            if (u->groupable && u->not_before_ms <= now && !strcmp(u->mailbox, t->mailbox) &&
-                !strcmp(u->job.profile, t->job.profile)) {
-                remediate_unlink(self, before, u);
-                group[n++] = u;
-            } else {
-                before = u;
-            }
-        }
-        return n;
+        return t->groupable ? 1 + remediate_gather(self, prev, group, 1, now) : 1;
     }
     *wait_ms = earliest < 0 ? -1 : earliest - now;
     return 0;
+}
+
+/* remediate_take_more - what remediate_take would add to a group of n now: the tasks queued
+ * since that are due, groupable and of the group's mailbox and profile chain, unlinked into
+ * group[n...] and counted as running. How many. */
+static size_t remediate_take_more(remediate_t *self, task_t **group, size_t n)
+{
+    pthread_mutex_lock(&self->lock);
+    size_t more = remediate_gather(self, NULL, group, n, util_monotonic_ms());
+    self->stats.queued -= (int64_t)more;
+    self->stats.running += (int64_t)more;
+    pthread_mutex_unlock(&self->lock);
+    int64_t now = util_now_ms();
+    for (size_t i = n; i < n + more; i++) {
+        group[i]->attempts++;
+        if (!group[i]->first_ms)
+            group[i]->first_ms = now;
+    }
+    return more;
 }
 
 static void remediate_wait(remediate_t *self, int64_t wait_ms)
@@ -488,7 +525,10 @@ static void *remediate_worker(void *arg)
             if (!group[i]->first_ms)
                 group[i]->first_ms = now;
         }
-        remediate_run_group(w, group, n);
+        if (group[0]->groupable)
+            n = remediate_run_group(w, group, n);
+        else
+            remediate_run(w, group[0]);
 
         pthread_mutex_lock(&self->lock);
         remediate_busy_add(self, group[0]->mailbox, -1);
