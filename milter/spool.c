@@ -13,7 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -306,7 +305,10 @@ spool_msg_t *spool_msg_new(spool_t *spool, int64_t max_size, bool leading_space,
     m->leading_space = leading_space;
     snprintf(m->tmp_name, sizeof(m->tmp_name), "%ld.%" PRIuFAST64, (long)getpid(),
              (uint_fast64_t)atomic_fetch_add(&spool->seq, 1));
-    /* a file from free/ when there is one (O_TRUNC empties it), else a new one */
+    /* a file from free/ when there is one, else a new one. A reused file is overwritten from
+     * its start and cut to the new size at the commit, not emptied at open (O_TRUNC): ext4
+     * flushes a file emptied by a truncation when it is closed (auto_da_alloc), a disk write
+     * per message that neither sync mode asked for. */
     pthread_mutex_lock(&spool->free_lock);
     uint64_t reuse = spool->n_free ? spool->free_names[--spool->n_free] : 0;
     pthread_mutex_unlock(&spool->free_lock);
@@ -316,7 +318,7 @@ spool_msg_t *spool_msg_new(spool_t *spool, int64_t max_size, bool leading_space,
         if (renameat(spool->free_fd, free_name, spool->tmp_fd, m->tmp_name) != 0)
             unlinkat(spool->free_fd, free_name, 0);
     }
-    m->fd = openat(spool->tmp_fd, m->tmp_name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    m->fd = openat(spool->tmp_fd, m->tmp_name, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
     if (m->fd < 0) {
         snprintf(err, errsize, "cannot create %s/tmp/%s: %s", spool->dir, m->tmp_name, strerror(errno));
         free(m);
@@ -402,9 +404,13 @@ int spool_msg_commit(spool_msg_t **mp, spool_envelope_t *env, char name[64], cha
     envelope_encode(env, &sb);
     strbuf_appendf(&sb, SPOOL_MAGIC "%020" PRId64 "\n", offset);
     msg_put(m, sb.data, sb.len);
+    off_t file_size = (off_t)offset + (off_t)sb.len;
     strbuf_release(&sb);
     if (!m->failed)
         msg_flush(m);
+    /* a reused file may be longer than this message (spool_msg_new); never cut to 0 (see there) */
+    if (!m->failed && ftruncate(m->fd, file_size) != 0)
+        msg_fail(m, "cannot set the size of");
     if (!m->failed && s->sync == SPOOL_SYNC_ALWAYS && fdatasync(m->fd) != 0)
         msg_fail(m, "cannot sync");
     if (close(m->fd) != 0 && !m->failed)
@@ -633,28 +639,38 @@ int spool_read(spool_t *self, const char *name, spool_entry_t *e, char *err, siz
         snprintf(err, errsize, "%s/ready/%s: too short for a spool file", self->dir, name);
         return -1;
     }
-    void *map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+    size_t size = (size_t)st.st_size, got = 0;
+    char *buf = util_xmalloc(size);
+    while (got < size) {
+        ssize_t r = read(fd, buf + got, size - got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        got += (size_t)r;
+    }
+    int read_errno = errno;
     close(fd);
-    if (map == MAP_FAILED) {
-        snprintf(err, errsize, "cannot map %s/ready/%s: %s", self->dir, name, strerror(errno));
+    if (got < size) {
+        snprintf(err, errsize, "cannot read %s/ready/%s: %s", self->dir, name,
+                 got ? "it shrank while read" : strerror(read_errno));
+        free(buf);
         return -2;
     }
     size_t msg_len;
-    if (spool_parse(map, (size_t)st.st_size, &e->env, &msg_len, err, errsize) != 0) {
-        munmap(map, (size_t)st.st_size);
+    if (spool_parse(buf, size, &e->env, &msg_len, err, errsize) != 0) {
+        free(buf);
         return -1;
     }
-    e->map = map;
-    e->map_len = (size_t)st.st_size;
-    e->data = map;
+    e->buf = buf;
+    e->data = buf;
     e->len = msg_len;
     return 0;
 }
 
 void spool_entry_clear(spool_entry_t *e)
 {
-    if (e->map)
-        munmap(e->map, e->map_len);
+    free(e->buf);
     spool_envelope_clear(&e->env);
     memset(e, 0, sizeof(*e));
 }

@@ -115,18 +115,19 @@ void spool_msg_abort(spool_msg_t **m);
  * allocated (free each and the array). 0 or -1 (errno). */
 int spool_list(spool_t *self, size_t max, char ***names, size_t *n);
 
-/* A message read back from ready/ (its bytes mapped, not copied). */
+/* A message read back from ready/: the file's bytes read into one buffer, the message the
+ * start of it (read, not mapped: unmapping a file per message in a process of many threads
+ * cost a TLB flush on every core each time, bench/milter.sh). */
 typedef struct {
     spool_envelope_t env;
-    const char *data; /* the message */
+    const char *data; /* the message, in buf */
     size_t len;
-    void *map;
-    size_t map_len;
+    char *buf; /* the whole file (owned) */
 } spool_entry_t;
 
-/* spool_read - map ready/name into *e (clear it with spool_entry_clear). 0; -1 with the
+/* spool_read - read ready/name into *e (clear it with spool_entry_clear). 0; -1 with the
  * reason in err when the file is not a complete spool file (set it aside); -2 when it could
- * not be opened or mapped (errno in err). */
+ * not be opened or read (errno in err). */
 int spool_read(spool_t *self, const char *name, spool_entry_t *e, char *err, size_t errsize);
 void spool_entry_clear(spool_entry_t *e);
 

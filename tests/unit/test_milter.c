@@ -371,6 +371,20 @@ static void test_sync_and_reuse(void **state)
     assert_non_null(memmem(e.data, e.len, "body three", 10));
     assert_null(memmem(e.data, e.len, "body one", 8));
     spool_entry_clear(&e);
+    /* a shorter message into the reused longer file: cut to its own size, nothing of the old left */
+    char fourth[64];
+    assert_int_equal(spool_remove(s, third), 0);
+    const char *short_hdrs[] = {"Subject", "4"};
+    spool_one(s, 0, false, short_hdrs, 2, "b4\r\n", &env, fourth);
+    snprintf(path, sizeof(path), "%s/ready/%s", dir, fourth);
+    assert_int_equal(stat(path, &before), 0);
+    assert_int_equal(before.st_ino, after.st_ino);
+    assert_true(before.st_size < after.st_size);
+    assert_int_equal(spool_read(s, fourth, &e, err, sizeof(err)), 0);
+    assert_int_equal(e.len, strlen("Subject: 4\r\n\r\nb4\r\n"));
+    assert_memory_equal(e.data, "Subject: 4\r\n\r\nb4\r\n", e.len);
+    assert_string_equal(e.env.queue_id, "Q1");
+    spool_entry_clear(&e);
     assert_int_equal(spool_remove(s, "no-such-file"), -1);
     spool_close(&s);
     assert_null(s);
