@@ -2,7 +2,9 @@
 # test_imap.sh - the IMAP back-end (remediator/imap.c) against a real Dovecot, with mail
 # delivered through a real Postfix: find (exact Message-ID, every folder), remove (quarantine,
 # permanent), forward (through Postfix to the SOC mailbox), forward-remove, the failures
-# (wrong admin password, no smtp_url, server down) and the reuse of connections.
+# (wrong admin password, no smtp_url, server down), the reuse of connections, TLS as profiles
+# have it by default (STARTTLS required, the certificate verified against ca_file; nothing is
+# sent to a server that fails either) and login = direct.
 # Driven by backend_cli; checked with imap_check.py.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/mailstack.sh"
@@ -216,4 +218,68 @@ out_has "remove\[1\]: ok: moved 1 copy"
 imap_check --user bob@example.com count-is INBOX 0 || fail "bob's INBOX should be empty"
 imap_check --user bob@example.com find "<batch-3@evil.test>" | grep -q '^Quarantine ' || fail "batch-3 not quarantined"
 echo "ok: two jobs moved together by one UID COPY of both and an expunge of exactly those UIDs"
+
+echo "== TLS verified by default: STARTTLS required, the certificate checked against ca_file"
+# tls_profile NAME CA_FILE EXTRA... - a profile that leaves tls_verify at its default (on)
+tls_profile() {
+    local name=$1 ca=$2
+    shift 2
+    printf '[profile %s]\ntype = imap\nurl = imap://127.0.0.1:%s\nusername = admin\npassword_file = %s\n' \
+        "$name" "$IMAP_PORT" "$WORK/admin.pw"
+    printf 'login = master\ntimeout = 10s\n'
+    [ -n "$ca" ] && printf 'ca_file = %s\n' "$ca"
+    printf '%s\n' "$@"
+    echo
+}
+logins_of() { grep -c "Login: user=<$1>" "$WORK/dovecot.log"; }
+# this Dovecot offers no STARTTLS: a verifying profile must refuse to log in in clear
+write_conf
+tls_profile cleartext "" >>"$CONF"
+before=$(logins_of alice@example.com)
+cli 4 --profile cleartext find --mailbox alice@example.com --message-id "<hello-1@example.org>"
+out_has "TLS: "
+[ "$(logins_of alice@example.com)" = "$before" ] || fail "logged in without TLS"
+echo "ok: no STARTTLS offered: Failed with a TLS reason, no login sent"
+stop_dovecot
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=127.0.0.1" -addext "subjectAltName=IP:127.0.0.1" \
+    -keyout "$WORK/imap-tls.key" -out "$WORK/imap-tls.pem" >/dev/null 2>&1 || fail "openssl (server)"
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=127.0.0.1" -addext "subjectAltName=IP:127.0.0.1" \
+    -keyout "$WORK/other.key" -out "$WORK/other.pem" >/dev/null 2>&1 || fail "openssl (other)"
+DOVECOT_EXTRA_CONF="ssl = yes
+ssl_cert = <$WORK/imap-tls.pem
+ssl_key = <$WORK/imap-tls.key"
+start_dovecot alice@example.com bob@example.com soc@example.com
+echo pw >"$WORK/alice.pw"
+write_conf
+{
+    tls_profile tls "$WORK/imap-tls.pem"
+    tls_profile othertrust "$WORK/other.pem"
+    tls_profile systemtrust ""
+    printf '[profile direct]\ntype = imap\nurl = imap://127.0.0.1:%s\nusername = alice@example.com\n' "$IMAP_PORT"
+    printf 'password_file = %s\nlogin = direct\nca_file = %s\ntimeout = 10s\n\n' "$WORK/alice.pw" "$WORK/imap-tls.pem"
+} >>"$CONF"
+before=$(logins_of alice@example.com)
+cli 0 --profile tls find --mailbox alice@example.com --message-id "<hello-1@example.org>"
+out_has "find: ok"
+wait_until 10 "alice's TLS login in dovecot's log" at_least $((before + 1)) logins_of alice@example.com
+grep "Login: user=<alice@example.com>" "$WORK/dovecot.log" | tail -n 1 | grep -q "TLS" ||
+    fail "the login was not over TLS: $(grep 'Login: user=<alice' "$WORK/dovecot.log" | tail -n 1)"
+echo "ok: STARTTLS, certificate verified against ca_file, then the login"
+before=$(logins_of alice@example.com)
+for p in othertrust systemtrust; do
+    cli 4 --profile "$p" find --mailbox alice@example.com --message-id "<hello-1@example.org>"
+    out_has "TLS: "
+done
+[ "$(logins_of alice@example.com)" = "$before" ] || fail "logged in over a connection whose certificate failed"
+echo "ok: a certificate no trusted CA signed (another ca_file, the system's CAs): Failed, no login sent"
+
+echo "== login = direct: the profile's own account, that mailbox only"
+before=$(logins_of alice@example.com)
+cli 0 --profile direct find --mailbox alice@example.com --message-id "<hello-1@example.org>"
+out_has "find: ok"
+wait_until 10 "alice's direct login" at_least $((before + 1)) logins_of alice@example.com
+grep "Login: user=<alice@example.com>" "$WORK/dovecot.log" | tail -n 1 | grep -q "TLS" || fail "direct login not over TLS"
+cli 4 --profile direct find --mailbox bob@example.com --message-id "<phish-3@evil.test>"
+out_has "logs in directly as alice@example.com: it cannot reach mailbox bob@example.com"
+echo "ok: direct login finds in its own mailbox and refuses another's"
 echo "PASS"
