@@ -14,6 +14,9 @@ source "$(dirname "$0")/../tests/integration/mailstack.sh"
 N=${BENCH_MILTER_MESSAGES:-1500}
 ROUNDS=${BENCH_MILTER_ROUNDS:-2}
 C=${BENCH_MILTER_SESSIONS:-8}
+# the milters' sockets: inet (loopback TCP) or unix (a milter on the MTA's own host)
+SOCKET=${BENCH_MILTER_SOCKET:-inet}
+case "$SOCKET" in inet | unix) ;; *) fail "BENCH_MILTER_SOCKET is inet or unix" ;; esac
 SIZE=${BENCH_MILTER_SIZE:-4096}
 command -v smtp-source >/dev/null || { echo "milter bench: smtp-source (postfix) not installed"; exit 0; }
 
@@ -30,16 +33,28 @@ start_postfix
 PF="$WORK/postfix"
 # two milters on one index: the default sync (everysec) and sync = always
 MODES=(everysec always)
-declare -A PORT
+declare -A PORT SOCK
+# listen_at MODE - the milter's address in libmilter's form; milter_at MODE - in Postfix's
+listen_at() { if [ "$SOCKET" = unix ]; then echo "unix:${SOCK[$1]}"; else echo "inet:${PORT[$1]}@127.0.0.1"; fi; }
+milter_at() { if [ "$SOCKET" = unix ]; then echo "unix:${SOCK[$1]}"; else echo "inet:127.0.0.1:${PORT[$1]}"; fi; }
+# listening MODE - the milter listens; a unix socket is opened to Postfix's unprivileged smtpd
+listening() {
+    if [ "$SOCKET" = unix ]; then
+        [ -S "${SOCK[$1]}" ] && chmod 666 "${SOCK[$1]}"
+    else
+        port_in_use "${PORT[$1]}"
+    fi
+}
 for mode in "${MODES[@]}"; do
     PORT[$mode]=$(free_port)
+    SOCK[$mode]=$WORK/milter-$mode.sock
     cat >"$WORK/milter-$mode.conf" <<EOC
 [redis]
 url = $REDIS_URL
 [log]
 file = $WORK/milter-$mode.log
 [milter]
-listen = inet:${PORT[$mode]}@127.0.0.1
+listen = $(listen_at "$mode")
 spool_dir = $WORK/spool-$mode
 sync = $mode
 instance = bench-$mode
@@ -92,18 +107,19 @@ run() {
     RUN_MS=$took
 }
 
-echo "$N messages of $SIZE bytes per run, $C SMTP sessions in parallel (one message each), Postfix -> Dovecot LMTP, on $(nproc) cores; $ROUNDS rounds of: no milter, the do-nothing milter, clawback-milter with sync = everysec (the default), with sync = always"
+echo "$N messages of $SIZE bytes per run, $C SMTP sessions in parallel (one message each), Postfix -> Dovecot LMTP, milters on $SOCKET sockets, on $(nproc) cores; $ROUNDS rounds of: no milter, the do-nothing milter, clawback-milter with sync = everysec (the default), with sync = always"
 for mode in "${MODES[@]}"; do
     spawn "milter-$mode" "$BIN/clawback-milter" -c "$WORK/milter-$mode.conf"
-    wait_until 10 "the $mode milter to listen" port_in_use "${PORT[$mode]}"
+    wait_until 10 "the $mode milter to listen" listening "$mode"
 done
 PORT[null]=$(free_port)
-spawn null-milter "$ROOT/$BUILD/bench/null_milter" "inet:${PORT[null]}@127.0.0.1"
-wait_until 10 "the null milter to listen" port_in_use "${PORT[null]}"
+SOCK[null]=$WORK/milter-null.sock
+spawn null-milter "$ROOT/$BUILD/bench/null_milter" "$(listen_at null)"
+wait_until 10 "the null milter to listen" listening null
 # use MODE|none - point Postfix's smtpd at that milter or at none (postfix reload re-executes
 # its daemons; nothing to poll for that: one bounded second)
 use() {
-    postconf -c "$PF" -e "smtpd_milters = $([ "$1" != none ] && echo "inet:127.0.0.1:${PORT[$1]}")" >/dev/null
+    postconf -c "$PF" -e "smtpd_milters = $([ "$1" != none ] && milter_at "$1")" >/dev/null
     postfix -c "$PF" reload >/dev/null 2>&1
     sleep 1
 }
