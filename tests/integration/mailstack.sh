@@ -9,6 +9,8 @@
 #   stop_dovecot                 stop it early (a test of an unreachable server)
 #   start_postfix [DOMAIN...]    smtpd on SMTP_PORT, relaying example.com and DOMAIN... to LMTP;
 #                                POSTFIX_EXTRA_CONF (lines) is appended to its main.cf (milters)
+#   postfix_add_smtpd NAME=VALUE...  one more smtpd listener (after start_postfix) on a free
+#                                port, EXTRA_SMTP_PORT, with -o NAME=VALUE... (its own milter)
 #   send_mail FROM TO FILE       submit FILE (an RFC 5322 message) to Postfix
 #   wait_delivered USER COUNT [FOLDER]   wait (bounded) until FOLDER (INBOX) holds COUNT messages
 #   imap_check ARGS...           tests/tools/imap_check.py against this Dovecot
@@ -20,6 +22,7 @@ MAILSTACK_STOPS=()
 IMAP_PORT=""
 LMTP_PORT=""
 SMTP_PORT=""
+EXTRA_SMTP_PORT=""
 DOVECOT_CONF=""
 
 # mailstack_cleanup - run the registered stop commands (last registered first), then cleanup.
@@ -197,6 +200,38 @@ start_postfix() {
         fi
     done
     fail "cannot start postfix (see $WORK/postfix.err and $WORK/maillog)"
+}
+
+# postfix_add_smtpd NAME=VALUE... - one more smtpd listener of the private Postfix (after
+# start_postfix) on a free loopback port, with the main.cf parameters NAME overridden for it
+# (master.cf -o NAME=VALUE: smtpd_milters=inet:127.0.0.1:PORT gives it its own milter), as a
+# second gateway in front of the same Dovecot; its port in EXTRA_SMTP_PORT. A listener that
+# cannot bind makes Postfix's master exit: then it is started again without it and another
+# port tried.
+postfix_add_smtpd() {
+    local dir="$WORK/postfix" tries port service override
+    for tries in 1 2 3 4 5; do
+        port=$(free_port)
+        [ "$port" = "$SMTP_PORT" ] && continue
+        service="127.0.0.1:$port/inet"
+        postconf -c "$dir" -M "$service=127.0.0.1:$port inet n - n - - smtpd" >>"$WORK/postfix.err" 2>&1 ||
+            fail "postconf cannot add the listener $service"
+        for override in "$@"; do
+            postconf -c "$dir" -P "$service/$override" >>"$WORK/postfix.err" 2>&1 ||
+                fail "postconf cannot set $override on $service"
+        done
+        script -qc "postfix -c '$dir' reload" /dev/null >>"$WORK/postfix.err" 2>&1
+        if wait_until_quiet 10 port_in_use "$port"; then
+            EXTRA_SMTP_PORT=$port
+            export EXTRA_SMTP_PORT
+            return 0
+        fi
+        postconf -c "$dir" -MX "$service" >>"$WORK/postfix.err" 2>&1
+        postfix -c "$dir" status >/dev/null 2>&1 ||
+            script -qc "postfix -c '$dir' start" /dev/null >>"$WORK/postfix.err" 2>&1
+        wait_until_quiet 10 port_in_use "$SMTP_PORT" || fail "postfix did not come back on $SMTP_PORT"
+    done
+    fail "cannot add an smtpd listener to postfix (see $WORK/postfix.err and $WORK/maillog)"
 }
 
 # wait_until_quiet SECONDS COMMAND... - like wait_until but returns 1 at the deadline instead
