@@ -9,11 +9,11 @@
 
 #include "bus.h"
 #include "cli.h"
+#include "indexer.h" /* MILTER_STATUS_KEY: clawback-milter's, defined once */
 #include "strbuf.h"
 #include "topology.h"
 #include "util.h"
 
-#define MILTER_STATUS_KEY "cb:milter:status" /* milter/indexer.h */
 
 /* queues_milters - each milter's published backlog: a table, or JSON objects appended to out
  * ({"milter": INSTANCE, "depth": N, ...}). */
