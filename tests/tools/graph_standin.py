@@ -36,9 +36,15 @@ A test-only control API under /_control/ (no auth):
   POST /_control/fail           {"path_regex", "method", "status", "count", "retry_after",
                                 "code", "message"}: the next count matching Graph calls fail
   POST /_control/expire_tokens  every token issued so far is expired
-  POST /_control/config         {"latency_ms", "mailbox_rate", "token_lifetime"}
+  POST /_control/config         {"latency_ms", "mailbox_rate", "mailbox_concurrency",
+                                "token_lifetime"}: latency_ms delays every Graph answer
   GET  /_control/stats          token requests, requests, throttled and the highest
-                                concurrency seen, per mailbox
+                                concurrency seen, per mailbox (max_concurrency); the highest
+                                number of requests in flight at once over all mailboxes
+                                (max_concurrency_total) and of mailboxes with a request in
+                                flight at once (max_busy_mailboxes). Only admitted requests
+                                count: to see what a client sends beyond Graph's limit, set
+                                mailbox_concurrency above it
   GET  /_control/requests       the log of Graph and token requests (method, path, query, status)
   POST /_control/reset          forget everything
 
@@ -200,6 +206,9 @@ class State:
         self.token_requests = 0
         self.inflight = {}          # upn -> requests being answered
         self.max_inflight = {}
+        self.inflight_total = 0     # requests being answered, all mailboxes
+        self.max_inflight_total = 0
+        self.max_busy_mailboxes = 0 # mailboxes with a request being answered, at once
         self.counts = {}            # upn -> requests received
         self.throttled = {}
         self.windows = {}           # upn -> times of the requests admitted within WINDOW_S
@@ -488,6 +497,9 @@ class Handler(BaseHTTPRequestHandler):
             window.append(now)
             st.inflight[upn] = busy + 1
             st.max_inflight[upn] = max(st.max_inflight.get(upn, 0), busy + 1)
+            st.inflight_total += 1
+            st.max_inflight_total = max(st.max_inflight_total, st.inflight_total)
+            st.max_busy_mailboxes = max(st.max_busy_mailboxes, sum(1 for n in st.inflight.values() if n > 0))
         try:
             if cfg.latency_ms:
                 self.server.halt.wait(cfg.latency_ms / 1000.0)
@@ -498,6 +510,7 @@ class Handler(BaseHTTPRequestHandler):
         finally:
             with st.lock:
                 st.inflight[upn] -= 1
+                st.inflight_total -= 1
         self._send(status, obj)
 
     # --- Graph mail --------------------------------------------------------------------------
@@ -689,7 +702,8 @@ class Handler(BaseHTTPRequestHandler):
             with st.lock:
                 out = {"token_requests": st.token_requests, "requests": dict(st.counts),
                        "throttled": dict(st.throttled), "max_concurrency": dict(st.max_inflight),
-                       "total": sum(st.counts.values())}
+                       "max_concurrency_total": st.max_inflight_total,
+                       "max_busy_mailboxes": st.max_busy_mailboxes, "total": sum(st.counts.values())}
             return self._send(200, out)
         if path == "/_control/requests" and method == "GET":
             with st.lock:
