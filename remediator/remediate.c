@@ -684,8 +684,11 @@ static bool remediate_finished(remediate_t *self, task_t *t)
 {
     if (t->status == BACKEND_RETRY) {
         int64_t spent = util_now_ms() - t->first_ms;
-        if (spent < self->cfg->remediator_give_up_ms && !self->stopping) {
-            int64_t delay = remediate_backoff_ms(self->cfg, t->attempts, t->retry_after_ms);
+        int64_t delay = remediate_backoff_ms(self->cfg, t->attempts, t->retry_after_ms);
+        /* a next try past give_up_after (a server's Retry-After, mailbox_rate's window) is not
+         * waited for: the job fails now, as it would then */
+        bool in_time = spent + delay <= self->cfg->remediator_give_up_ms;
+        if (in_time && !self->stopping) {
             log_info("remediator: job %s (MID %" PRId64 ", %s): attempt %d failed for now, again in %lld ms: %s",
                      t->job.id, t->job.mid, t->job.recipient, t->attempts, (long long)delay, t->detail);
             pthread_mutex_lock(&self->lock);
@@ -702,8 +705,10 @@ static bool remediate_finished(remediate_t *self, task_t *t)
         }
         char last[sizeof(t->detail)];
         snprintf(last, sizeof(last), "%s", t->detail);
-        task_set(t, BACKEND_FAILED, -1, "gave up after %d attempts in %llds: %s", t->attempts,
-                 (long long)(spent / 1000), last);
+        task_set(t, BACKEND_FAILED, -1,
+                 "gave up after %d attempts in %llds (the next, in %llds, would be past [remediator] "
+                 "give_up_after): %s",
+                 t->attempts, (long long)(spent / 1000), (long long)((delay + 999) / 1000), last);
     }
     return true;
 }

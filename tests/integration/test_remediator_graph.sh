@@ -81,7 +81,8 @@ capacity = 256
 workers = 12
 backoff_min = 200ms
 backoff_max = 1s
-give_up_after = 2m
+# longer than mailbox_rate's 10-minute window: g's jobs past the budget (part 3) wait for it
+give_up_after = 1h
 [domains cloud]
 domains = cloud.example
 action = delete

@@ -125,7 +125,11 @@ echo "== a mailbox whose server is down: retried, then given up"
 wait_until 30 "the job to be given up" grep -q "delete for u9@gone.example): failed with profile 'down' after [0-9]* attempts: gave up after" "$WORK/remediator.err"
 [ "$(grep -c "(MID [0-9]*, u9@gone.example): attempt [0-9]* failed for now, again in" "$WORK/remediator.err")" -ge 2 ] ||
     fail "expected at least two retries before giving up"
-echo "ok: $(grep -c "u9@gone.example): attempt" "$WORK/remediator.err") retries with backoff, then Failed: $(grep -o "gave up after [0-9]* attempts in [0-9]*s" "$WORK/remediator.err" | head -1)"
+# given up as soon as the next try would fall past give_up_after (2s), not after waiting for it
+grep "delete for u9@gone.example): failed" "$WORK/remediator.err" |
+    grep -q "gave up after [0-9]* attempts in [01]s (the next, in [0-9]*s, would be past \[remediator\] give_up_after)" ||
+    fail "not given up before give_up_after ran out: $(grep "u9@gone.example): failed" "$WORK/remediator.err")"
+echo "ok: $(grep -c "u9@gone.example): attempt" "$WORK/remediator.err") retries with backoff, then Failed: $(grep -o "gave up after [0-9]* attempts in [0-9]*s (the next[^)]*)" "$WORK/remediator.err" | head -1)"
 
 kill -TERM "$(pid_of enricher)" "$(pid_of remediator)"
 wait_until 15 "the daemons to stop" eval '! alive enricher && ! alive remediator'
