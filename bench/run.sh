@@ -125,5 +125,8 @@ echo
 BENCH_DOVECOT_LOGIN=performance BUILD=$BUILD bash "$ROOT/bench/remediate.sh"
 
 echo
-# what clawback-milter costs Postfix (its own Redis and mail stack)
-BUILD=$BUILD bash "$ROOT/bench/milter.sh"
+# what clawback-milter costs Postfix (its own Redis and mail stack), on a unix socket (a milter
+# on the gateway host, the deployment docs/milter.md advises) and on loopback TCP
+BENCH_MILTER_SOCKET=unix BUILD=$BUILD bash "$ROOT/bench/milter.sh"
+echo
+BENCH_MILTER_SOCKET=inet BUILD=$BUILD bash "$ROOT/bench/milter.sh"

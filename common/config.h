@@ -120,7 +120,11 @@
       "long (a holder that stops cleanly hands its feeds over at once).")                          \
     X(milter, listen, STR, milter_listen, "inet:10027@127.0.0.1", 0, 0,                            \
       "Where clawback-milter listens for the MTA: inet:PORT@HOST, inet6:PORT@HOST or\n"           \
-      "unix:/PATH (Postfix: smtpd_milters = inet:HOST:PORT or unix:/PATH).")                     \
+      "unix:/PATH (Postfix: smtpd_milters = inet:HOST:PORT or unix:/PATH). On the gateway host a\n"\
+      "unix socket costs Postfix less (docs/milter.md); a chrooted smtpd needs it in its chroot.")\
+    X(milter, socket_mode, STR, milter_socket_mode, "0660", 0, 0,                                  \
+      "Permissions (octal) of a unix listen socket, set once it exists: Postfix's smtpd (user\n"  \
+      "postfix) must be able to write to it, e.g. through the socket's group.")                  \
     X(milter, spool_dir, STR, milter_spool_dir, "/var/spool/clawback-milter", 0, 0,                \
       "Each accepted message is written here (tmp/, then ready/ until indexed; bad/ holds those\n"\
       "that cannot be parsed) so nothing is lost while Redis is slow or down or the milter\n"     \
@@ -136,7 +140,7 @@
       "Name under which this milter publishes its backlog (clawback queues); empty: the host name.")\
     X(milter, sync, STR, milter_sync, "everysec", 0, 0,                                            \
       "When a spooled message reaches the disk: always (before the MTA hears accept: a machine\n" \
-      "crash loses none; costs the MTA about a quarter of its throughput here, docs/milter.md),\n" \
+      "crash loses none; within the run-to-run spread of everysec here, docs/milter.md),\n"     \
       "everysec (within a second, as Redis's appendfsync everysec) or no (the kernel decides).\n" \
       "A restart of the milter loses nothing in any mode.")                                      \
     X(milter, batch, INT, milter_batch, "64", 1, 256,                                               \

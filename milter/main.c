@@ -8,6 +8,7 @@
  */
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "daemon.h"
 #include "indexer.h"
@@ -47,13 +48,21 @@ static int milter_on_start(daemon_t *daemon, void *arg)
         log_critical("milter: [milter] sync: '%s' is not one of always everysec no", cfg->milter_sync);
         return -1;
     }
+    char *end = NULL;
+    long socket_mode = strtol(cfg->milter_socket_mode, &end, 8);
+    if (!*cfg->milter_socket_mode || *end || socket_mode < 0 || socket_mode > 0777) {
+        log_critical("milter: [milter] socket_mode: '%s' is not permissions in octal (0000 to 0777)",
+                     cfg->milter_socket_mode);
+        return -1;
+    }
     st->spool = spool_open(cfg->milter_spool_dir, sync, err, sizeof(err));
     st->indexer = st->spool ? indexer_new(cfg, st->spool, err, sizeof(err)) : NULL;
     if (!st->indexer || indexer_start(st->indexer) != 0) {
         log_critical("milter: %s", st->indexer ? "cannot start the indexer thread" : err);
         return -1;
     }
-    if (milter_start(cfg->milter_listen, st->spool, st->indexer, cfg->milter_max_message_size, err, sizeof(err)) != 0) {
+    if (milter_start(cfg->milter_listen, (mode_t)socket_mode, st->spool, st->indexer, cfg->milter_max_message_size,
+                     err, sizeof(err)) != 0) {
         log_critical("milter: %s", err);
         return -1;
     }

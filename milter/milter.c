@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 
 #include "log.h"
 #include "message.h"
@@ -340,7 +341,7 @@ static void *milter_main(void *arg)
     return NULL;
 }
 
-int milter_start(const char *listen, spool_t *spool, indexer_t *indexer, int64_t max_size, char *err,
+int milter_start(const char *listen, mode_t socket_mode, spool_t *spool, indexer_t *indexer, int64_t max_size, char *err,
                  size_t errsize)
 {
     g.spool = spool;
@@ -354,6 +355,13 @@ int milter_start(const char *listen, spool_t *spool, indexer_t *indexer, int64_t
     /* bind now, so that a bad address or a port in use refuses the start */
     if (smfi_opensocket(true) != MI_SUCCESS) {
         snprintf(err, errsize, "cannot listen on '%s' ([milter] listen)", listen);
+        return -1;
+    }
+    /* a unix socket is created with the umask's permissions; the MTA's user must reach it */
+    const char *path = !strncmp(listen, "unix:", 5) ? listen + 5 : !strncmp(listen, "local:", 6) ? listen + 6 : NULL;
+    if (path && chmod(path, socket_mode) != 0) {
+        snprintf(err, errsize, "cannot set the permissions of %s to %04o ([milter] socket_mode): %s", path,
+                 (unsigned)socket_mode, strerror(errno));
         return -1;
     }
     if (pthread_create(&g.thread, NULL, milter_main, NULL) != 0) {

@@ -17,6 +17,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "indexer.h"
 #include "spool.h"
@@ -29,12 +30,12 @@
      SMFIP_NR_HDR | SMFIP_NR_EOH | SMFIP_NR_BODY)
 #define MILTER_OTHER_STEPS (SMFIP_NOUNKNOWN | SMFIP_NODATA | SMFIP_HDR_LEADSPC)
 
-/* milter_start - listen on listen ("inet:PORT@HOST", "unix:/PATH") and serve the MTA in a
- * thread, spooling into spool and waking indexer (both borrowed; they must stay until
+/* milter_start - listen on listen ("inet:PORT@HOST", "unix:/PATH": that socket gets the
+ * permissions socket_mode) and serve the MTA in a thread, spooling into spool and waking indexer (both borrowed; they must stay until
  * milter_stop returned true). max_size: bytes kept per message (0: MESSAGE_MAX_SIZE). 0, or
  * -1 with the reason in err. */
-int milter_start(const char *listen, spool_t *spool, indexer_t *indexer, int64_t max_size, char *err,
-                 size_t errsize);
+int milter_start(const char *listen, mode_t socket_mode, spool_t *spool, indexer_t *indexer, int64_t max_size,
+                 char *err, size_t errsize);
 /* milter_stop - stop listening, let the messages being received finish (bounded: wait_ms),
  * then stop touching the spool: a message whose end arrives later is answered with a
  * temporary failure (the MTA keeps it and tries again). Returns true when no callback holds

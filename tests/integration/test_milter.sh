@@ -156,6 +156,31 @@ grep -q "milter-reject\|4.3.2\|temporarily\|milter.*unavailable\|can't connect t
     echo "note: no milter failure seen in the maillog (the kill fell between two sessions)"
 echo "ok: 60 messages accepted across the kill, each delivered and indexed once"
 
+echo "== a unix socket, with the permissions of [milter] socket_mode"
+# a second milter on a unix socket behind a second smtpd listener (Postfix's smtpd runs as the
+# postfix user: the socket must be writable for it); a mode that is not octal refuses the start
+USOCK="$WORK/milter.sock"
+sed -e "s|^listen = .*|listen = unix:$USOCK|" -e "s|^spool_dir = .*|spool_dir = $WORK/spool-unix|" \
+    -e "s|^instance = .*|instance = gw-unix|" -e "s|^file = .*|file = $WORK/milter-unix.log|" "$CONF" >"$WORK/unix.conf"
+sed 's|^instance = .*|socket_mode = 0999|' "$WORK/unix.conf" >"$WORK/badmode.conf"
+rc=0
+timeout 20 "$BIN/clawback-milter" -c "$WORK/badmode.conf" >/dev/null 2>&1 || rc=$?
+[ "$rc" != 0 ] && [ "$rc" != 124 ] || fail "a socket_mode of 0999 did not refuse the start (exit $rc)"
+grep -q "socket_mode: '0999' is not permissions in octal" "$WORK/milter-unix.log" || fail "no reason for the bad socket_mode"
+echo "socket_mode = 0666" >>"$WORK/unix.conf"
+spawn milter-unix "$BIN/clawback-milter" -c "$WORK/unix.conf"
+wait_until 10 "the unix socket" test -S "$USOCK"
+[ "$(stat -c %a "$USOCK")" = 666 ] || fail "the socket's mode is $(stat -c %a "$USOCK"), not 666"
+postfix_add_smtpd "smtpd_milters=unix:$USOCK"
+python3 "$ROOT/tests/tools/smtp_burst.py" --port "$EXTRA_SMTP_PORT" --count 2 --prefix unix --rcpt carol@example.com ||
+    fail "sending through the unix-socket milter"
+wait_until 10 "the messages through the unix socket in the index" eval '[ "$(found unix.2@burst.example)" = 1 ]'
+[ "$(found unix.1@burst.example)" = 1 ] || fail "unix.1 not indexed once"
+wait_until 10 "gw-unix's status" grep -q " indexed=2 " "$WORK/spool-unix/status"
+stop_gracefully milter-unix
+[ "$STOP_STATUS" = 0 ] || fail "the unix-socket milter exited $STOP_STATUS after SIGTERM"
+echo "ok: a bad mode refused; the socket 0666, Postfix's smtpd through it, both messages indexed by gw-unix"
+
 echo "== SIGTERM stops it cleanly"
 stop_gracefully milter
 [ "$STOP_STATUS" = 0 ] || fail "the milter exited $STOP_STATUS after SIGTERM"
