@@ -14,7 +14,6 @@
 #include "topology.h"
 #include "util.h"
 
-
 /* queues_milters - each milter's published backlog: a table, or JSON objects appended to out
  * ({"milter": INSTANCE, "depth": N, ...}). */
 static int queues_milters(redis_conn_t *redis, int json, strbuf_t *out)

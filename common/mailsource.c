@@ -238,12 +238,6 @@ static int walker_file(walker_t *w, int fd)
 
 /* ---- directories ---- */
 
-/* name_cmp - qsort comparator for an array of C strings, byte order. */
-static int name_cmp(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 /* walker_list - the names in dir, dot names left out, sorted; caller frees each and *names.
  * Read errors and the entry cap are reported; what was read is returned. */
 static size_t walker_list(walker_t *w, DIR *dir, char ***names)
@@ -272,7 +266,7 @@ static size_t walker_list(walker_t *w, DIR *dir, char ***names)
         (*names)[n++] = util_xstrdup(e->d_name);
     }
     if (n > 1)
-        qsort(*names, n, sizeof(**names), name_cmp);
+        qsort(*names, n, sizeof(**names), util_cmp_strings);
     return n;
 }
 

@@ -175,6 +175,11 @@ size_t util_strlcpy(char *dst, const char *src, size_t size)
     return len;
 }
 
+int util_cmp_strings(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
 int util_parse_int64(const char *s, int64_t *out)
 {
     char *end;

@@ -45,6 +45,9 @@ void util_uuid_text(const unsigned char bytes[16], char out[37]);
 /* util_strlcpy - copy with truncation, always NUL-terminated; returns strlen(src). */
 size_t util_strlcpy(char *dst, const char *src, size_t size);
 
+/* util_cmp_strings - qsort comparator for an array of C strings (char *), byte order. */
+int util_cmp_strings(const void *a, const void *b);
+
 /* util_parse_int64 - parse a whole decimal string into *out; 0 on success, -1 otherwise. */
 int util_parse_int64(const char *s, int64_t *out);
 

@@ -118,11 +118,6 @@ static void take_pushed(indexer_t *self)
     self->n_pushed = 0;
 }
 
-static int cmp_name(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 /* next_names - the next names to do, when the current ones are done: what the milter pushed,
  * or, at the first round and every INDEXER_RELIST_MS when nothing was pushed, a listing of
  * ready/ (with the pushed ones merged in, each name once, in arrival order). Listing a
@@ -151,7 +146,7 @@ static int next_names(indexer_t *self)
         memcpy(self->names + self->n_names, listed, n_listed * sizeof(*listed));
     self->n_names += n_listed;
     free(listed);
-    qsort(self->names, self->n_names, sizeof(*self->names), cmp_name);
+    qsort(self->names, self->n_names, sizeof(*self->names), util_cmp_strings);
     size_t kept = 0;
     for (size_t i = 0; i < self->n_names; i++) {
         if (kept && strcmp(self->names[kept - 1], self->names[i]) == 0)

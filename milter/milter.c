@@ -341,8 +341,8 @@ static void *milter_main(void *arg)
     return NULL;
 }
 
-int milter_start(const char *listen, mode_t socket_mode, spool_t *spool, indexer_t *indexer, int64_t max_size, char *err,
-                 size_t errsize)
+int milter_start(const char *listen, mode_t socket_mode, spool_t *spool, indexer_t *indexer, int64_t max_size,
+                 char *err, size_t errsize)
 {
     g.spool = spool;
     g.indexer = indexer;

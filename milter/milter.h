@@ -31,9 +31,9 @@
 #define MILTER_OTHER_STEPS (SMFIP_NOUNKNOWN | SMFIP_NODATA | SMFIP_HDR_LEADSPC)
 
 /* milter_start - listen on listen ("inet:PORT@HOST", "unix:/PATH": that socket gets the
- * permissions socket_mode) and serve the MTA in a thread, spooling into spool and waking indexer (both borrowed; they must stay until
- * milter_stop returned true). max_size: bytes kept per message (0: MESSAGE_MAX_SIZE). 0, or
- * -1 with the reason in err. */
+ * permissions socket_mode) and serve the MTA in a thread, spooling into spool and handing
+ * each message to indexer (both borrowed; they must stay until milter_stop returned true).
+ * max_size: bytes kept per message (0: MESSAGE_MAX_SIZE). 0, or -1 with the reason in err. */
 int milter_start(const char *listen, mode_t socket_mode, spool_t *spool, indexer_t *indexer, int64_t max_size,
                  char *err, size_t errsize);
 /* milter_stop - stop listening, let the messages being received finish (bounded: wait_ms),

@@ -457,11 +457,6 @@ void spool_msg_abort(spool_msg_t **mp)
 
 /* ---- reading ---- */
 
-static int cmp_names(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 /* ready_name_valid - whether name has the shape spool_msg_commit gives. */
 static bool ready_name_valid(const char *name)
 {
@@ -506,7 +501,7 @@ int spool_list(spool_t *self, size_t max, char ***names, size_t *n)
     }
     closedir(d);
     if (*n)
-        qsort(*names, *n, sizeof(**names), cmp_names);
+        qsort(*names, *n, sizeof(**names), util_cmp_strings);
     if (max && *n > max) {
         for (size_t i = max; i < *n; i++)
             free((*names)[i]);

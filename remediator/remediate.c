@@ -471,6 +471,20 @@ static size_t remediate_take(remediate_t *self, task_t **group, int64_t *wait_ms
     return 0;
 }
 
+/* remediate_begin - (locked) group[from..to), taken off the queue by a worker: counted as
+ * running, one attempt more each, the time of a task's first attempt kept. */
+static void remediate_begin(remediate_t *self, task_t **group, size_t from, size_t to)
+{
+    self->stats.queued -= (int64_t)(to - from);
+    self->stats.running += (int64_t)(to - from);
+    int64_t now = util_now_ms();
+    for (size_t i = from; i < to; i++) {
+        group[i]->attempts++;
+        if (!group[i]->first_ms)
+            group[i]->first_ms = now;
+    }
+}
+
 /* remediate_take_more - what remediate_take would add to a group of n now: the tasks queued
  * since that are due, groupable and of the group's mailbox and profile chain, unlinked into
  * group[n...] and counted as running. How many. */
@@ -478,15 +492,8 @@ static size_t remediate_take_more(remediate_t *self, task_t **group, size_t n)
 {
     pthread_mutex_lock(&self->lock);
     size_t more = remediate_gather(self, NULL, group, n, util_monotonic_ms());
-    self->stats.queued -= (int64_t)more;
-    self->stats.running += (int64_t)more;
+    remediate_begin(self, group, n, n + more);
     pthread_mutex_unlock(&self->lock);
-    int64_t now = util_now_ms();
-    for (size_t i = n; i < n + more; i++) {
-        group[i]->attempts++;
-        if (!group[i]->first_ms)
-            group[i]->first_ms = now;
-    }
     return more;
 }
 
@@ -515,16 +522,9 @@ static void *remediate_worker(void *arg)
         }
         /* a group shares one session: one of the mailbox's places */
         remediate_busy_add(self, group[0]->mailbox, 1);
-        self->stats.queued -= (int64_t)n;
-        self->stats.running += (int64_t)n;
+        remediate_begin(self, group, 0, n);
         pthread_mutex_unlock(&self->lock);
 
-        int64_t now = util_now_ms();
-        for (size_t i = 0; i < n; i++) {
-            group[i]->attempts++;
-            if (!group[i]->first_ms)
-                group[i]->first_ms = now;
-        }
         if (group[0]->groupable)
             n = remediate_run_group(w, group, n);
         else
